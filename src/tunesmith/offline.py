@@ -1,0 +1,36 @@
+"""Network switches. tunesmith never downloads at run time unless the user opts in.
+
+Built-ins are read from installed packages; hub ids still go through the real
+`from_pretrained` code, which with these switches uses only the local cache.
+"""
+import os
+
+_SWITCHES = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+             "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def set_offline() -> None:
+    """Turn on the offline switches unless TUNESMITH_ALLOW_DOWNLOADS=1 is set."""
+    allow = os.environ.get("TUNESMITH_ALLOW_DOWNLOADS") == "1"
+    for key, value in _SWITCHES.items():
+        if allow and key != "TOKENIZERS_PARALLELISM":
+            continue
+        os.environ.setdefault(key, value)
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (load reports, weight-loading bars) out of the CLI output."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:
+        pass

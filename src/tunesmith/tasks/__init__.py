@@ -1,0 +1,1 @@
+"""Task pipelines: fine-tune, evaluate and report for each task."""

@@ -1,0 +1,163 @@
+"""The complete text-classification pipeline: data -> split -> token statistics -> training ->
+evaluation -> artifacts and report."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import runs
+from ..adapt import apply_method, format_param_table, param_table
+from ..config import FinetuneConfig, dump_yaml
+from ..data.labelled import LabelledData, load_labelled
+from ..data.stats import format_stats, length_stats, token_lengths
+from ..evaluate.metrics import classification_metrics, format_confusion
+from ..evaluate.report import model_card, write_classification_report
+from ..infer.predictor import Predictor
+from ..models import load_for_task, load_tokenizer, resolve
+from ..trainer import RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_trainer, training_args
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def to_dataset(rows: list[dict], tokenizer, label2id: dict[str, int], max_length: int):
+    """Tokenised datasets.Dataset with a `length` column for length-grouped batches (no padding)."""
+    from datasets import Dataset
+
+    enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)
+    data = {k: enc[k] for k in enc.keys()}
+    data["labels"] = [label2id[r["label"]] for r in rows]
+    data["length"] = [len(x) for x in enc["input_ids"]]
+    return Dataset.from_dict(data)
+
+
+def compute_metrics_fn(labels: list[str]):
+    def compute(pred) -> dict:
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        m = classification_metrics(pred.label_ids, np.argmax(logits, axis=-1), labels)
+        return {k: m[k] for k in ("accuracy", "precision", "recall", "f1")}
+    return compute
+
+
+def evaluate_rows(predictor: Predictor, rows: list[dict], labels: list[str], split: str) -> dict:
+    label2id = {l: i for i, l in enumerate(labels)}
+    logits = predictor.logits([r["text"] for r in rows])
+    m = classification_metrics([label2id[r["label"]] for r in rows], logits.argmax(-1).numpy(), labels)
+    return {"split": split, **m}
+
+
+def token_statistics(tokenizer, data: LabelledData, max_length: int) -> dict:
+    stats = {s: length_stats(token_lengths(tokenizer, [r["text"] for r in rows]), max_length)
+             for s, rows in data.splits.items()}
+    for name, s in stats.items():
+        say("  " + format_stats(name, s))
+    return stats
+
+
+def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
+    """Fine-tune, evaluate and write a complete run directory; returns the report."""
+    torch.manual_seed(cfg.train.seed)
+    ref = resolve(cfg.model.name)
+    data = load_labelled(cfg.data)
+    say(f"data: {cfg.data.dataset if not cfg.data.train else cfg.data.train} -> "
+        + ", ".join(f"{k} {v}" for k, v in data.info["sizes"].items()) + f"; labels {data.labels}")
+    if data.info.get("dataset", {}).get("dropped_neutral"):
+        say(f"  dropped {data.info['dataset']['dropped_neutral']} neutral (rating 0) examples")
+    tokenizer = load_tokenizer(ref)
+    say(f"token lengths (max_length {cfg.model.max_length}):")
+    stats = token_statistics(tokenizer, data, cfg.model.max_length)
+    runs.write_json(run / "token_stats.json", stats)
+
+    model, new_weights = load_for_task(ref, "classification", data.labels)
+    if new_weights:
+        say(f"newly initialised: {', '.join(new_weights)}")
+    model = apply_method(model, cfg.method, "classification")
+    params = param_table(model)
+    say(format_param_table(params, cfg.method.name))
+    runs.write_json(run / "params.json", params)
+    runs.write_json(run / "labels.json", dict(enumerate(data.labels)))
+    runs.start(run, run_info(cfg, ref, data))
+
+    train_ds = to_dataset(data.splits["train"], tokenizer, data.label2id, cfg.model.max_length)
+    val_ds = to_dataset(data.splits["validation"], tokenizer, data.label2id, cfg.model.max_length) \
+        if data.splits.get("validation") else None
+    trainer = build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, data.labels)
+    resume = last_checkpoint(run) if cfg.output.resume else None
+    if cfg.output.resume:
+        say(f"resuming from {resume}" if resume else "no complete checkpoint yet: starting from step 0")
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - t0
+    model = trainer.model
+    return finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, new_weights,
+                                 result, seconds, trainer.state.global_step)
+
+
+def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
+
+    args = training_args(cfg.train, run, cfg.learning_rate(), len(train_ds), val_ds is not None)
+    callbacks = [RunLogCallback(run, cfg.train.metric)]
+    if cfg.train.early_stopping_patience and val_ds is not None:
+        callbacks.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
+    trainer = TunesmithTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                               data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
+                               compute_metrics=compute_metrics_fn(labels), callbacks=callbacks)
+    trainer.layer_lr_decay = cfg.train.layer_lr_decay
+    return quiet_trainer(trainer)
+
+
+def run_info(cfg: FinetuneConfig, ref, data: LabelledData) -> dict:
+    return {"task": "classification", "method": cfg.method.name, "base_model": cfg.model.name,
+            "base_model_path": ref.path, "base_model_source": ref.source,
+            "data": cfg.data.train or cfg.data.dataset, "labels": data.labels,
+            "max_length": cfg.model.max_length}
+
+
+def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, new_weights,
+                          result, seconds, steps) -> dict:
+    (run / "model").mkdir(exist_ok=True)
+    model.save_pretrained(run / "model")
+    tokenizer.save_pretrained(run / "model")
+    merged = model.merge_and_unload() if cfg.method.name == "lora" else model
+    if cfg.method.name == "lora" and cfg.output.merge:
+        merged.save_pretrained(run / "merged")
+        tokenizer.save_pretrained(run / "merged")
+    predictor = Predictor(merged, tokenizer, "classification", cfg.model.max_length)
+    evaluation = {s: evaluate_rows(predictor, data.splits[s], data.labels, s)
+                  for s in ("validation", "test") if data.splits.get(s)}
+    n_train = len(data.splits["train"])
+    report = {
+        "task": "classification", "model": cfg.model.name, "data": cfg.data.train or cfg.data.dataset,
+        "method": cfg.method.name, "labels": data.labels, "data_info": data.info,
+        "learning_rate": cfg.learning_rate(), "params": params, "token_stats": stats,
+        "newly_initialised": new_weights, "evaluation": evaluation,
+        "training": {"steps": steps, "epochs": float(result.metrics.get("epoch", cfg.train.epochs)),
+                     "seconds": round(seconds, 2), "train_loss": result.training_loss,
+                     "samples_per_second": round(result.metrics.get("train_samples_per_second", 0.0), 2),
+                     "examples": n_train},
+    }
+    write_classification_report(run, report, cfg.train.metric)
+    info = runs.read_json(run / "run.json")
+    model_card(run, info, report)
+    runs.finish(run, {"test": evaluation.get("test", {}).get("accuracy")})
+    for split, m in evaluation.items():
+        say(f"{split}: accuracy {m['accuracy']:.4f}  precision {m['precision']:.4f}  "
+            f"recall {m['recall']:.4f}  F1 {m['f1']:.4f}  (n={m['n']})")
+    main = evaluation.get("test") or evaluation.get("validation")
+    if main:
+        say(f"confusion matrix ({main['split']}):\n" + format_confusion(main["confusion_matrix"], main["labels"]))
+    return report
+
+
+def prepare_run(cfg: FinetuneConfig) -> Path:
+    run = Path(cfg.output.dir) if cfg.output.dir else runs.default_run_dir(
+        cfg.model.name, cfg.data.train or cfg.data.dataset, cfg.method.name)
+    cfg.output.dir = str(run)
+    runs.prepare(run, cfg.output.resume, cfg.output.overwrite)
+    dump_yaml(cfg, run / "config.yaml")
+    return run

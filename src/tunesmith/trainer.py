@@ -1,0 +1,158 @@
+"""Training machinery shared by every task: Trainer arguments, the optimizer, callbacks.
+
+We use `transformers.Trainer` (what the field uses, and what `accelerate launch` drives) and
+add what it lacks: layer-wise learning-rate decay, a progress bar with the running loss and
+the validation metric, and a metrics log in the run directory.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from . import runs
+from .config import TrainConfig
+
+_LAYER = re.compile(r"(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def layer_index(name: str, n_layers: int) -> int:
+    """Depth of a parameter: 0 for embeddings, i+1 for transformer layer i, n+1 for heads."""
+    m = _LAYER.search(name)
+    if m:
+        return int(m.group(1)) + 1
+    if "embed" in name or "wte" in name or "wpe" in name:
+        return 0
+    return n_layers + 1
+
+
+class TunesmithTrainer(Trainer):
+    """Trainer with layer-wise learning-rate decay (lr x decay^(L+1-depth)) on top of the stock
+    grouping that skips weight decay for biases and LayerNorm weights."""
+
+    layer_lr_decay: float = 1.0
+
+    def create_optimizer(self, model=None):
+        if self.layer_lr_decay >= 1.0 or self.optimizer is not None:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        n_layers = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", 12)
+        decay_names = set(self.get_decay_parameter_names(model))
+        groups: dict[tuple[int, bool], list] = {}
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                groups.setdefault((layer_index(name, n_layers), name in decay_names), []).append(p)
+        lr = self.args.learning_rate
+        param_groups = [{"params": ps, "lr": lr * self.layer_lr_decay ** (n_layers + 1 - depth),
+                         "weight_decay": self.args.weight_decay if decay else 0.0}
+                        for (depth, decay), ps in sorted(groups.items())]
+        self.optimizer = torch.optim.AdamW(param_groups, lr=lr, betas=(self.args.adam_beta1, self.args.adam_beta2),
+                                           eps=self.args.adam_epsilon)
+        return self.optimizer
+
+
+class RunLogCallback(TrainerCallback):
+    """Progress bar with running loss and last validation metric; every log line to metrics.jsonl."""
+
+    def __init__(self, run: Path, metric: str, enabled: bool = True):
+        self.run, self.metric, self.enabled = run, metric, enabled
+        self.bar = None
+        self.postfix: dict[str, str] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and self.enabled:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training",
+                            unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        logs = dict(logs)
+        if any(k.startswith("eval_") for k in logs):
+            rec = {"kind": "eval", "step": state.global_step, "epoch": round(state.epoch or 0, 4)}
+            rec.update({k[5:]: v for k, v in logs.items() if k.startswith("eval_")})
+            if self.metric in rec:
+                self.postfix[f"val_{self.metric}"] = f"{rec[self.metric]:.4f}"
+        elif "loss" in logs:
+            rec = {"kind": "train", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
+                   "loss": logs["loss"], "lr": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm")}
+            self.postfix["loss"] = f"{logs['loss']:.4f}"
+        elif "train_runtime" in logs:
+            rec = {"kind": "summary", "step": state.global_step, **logs}
+        else:
+            return
+        runs.append_metrics(self.run, rec)
+        if self.bar is not None:
+            self.bar.set_postfix(self.postfix, refresh=False)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def eval_cadence(cfg: TrainConfig, n_train: int, world: int = 1) -> int:
+    """Steps between evaluations (and checkpoints): the user's, else about 4 per epoch."""
+    steps_per_epoch = max(1, math.ceil(n_train / (cfg.batch_size * cfg.grad_accum * world)))
+    return cfg.eval_every or max(5, math.ceil(steps_per_epoch / 4))
+
+
+def training_args(cfg: TrainConfig, out: Path, lr: float, n_train: int, has_eval: bool,
+                  greater_is_better: bool = True, metric: str | None = None) -> TrainingArguments:
+    """TrainingArguments from our TrainConfig; checkpoints go to <run>/checkpoints."""
+    every = eval_cadence(cfg, n_train)
+    metric = metric or cfg.metric
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio of the total steps
+        lr_scheduler_type="linear",
+        max_grad_norm=cfg.max_grad_norm if cfg.max_grad_norm > 0 else 1e9,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=every,
+        save_strategy="steps",
+        save_steps=every,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model=metric if has_eval else None,
+        greater_is_better=greater_is_better,
+        logging_steps=cfg.logging_steps,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        save_only_model=False,
+    )
+
+
+def quiet_trainer(trainer: Trainer) -> Trainer:
+    """Drop the stock printing callbacks: RunLogCallback shows progress instead."""
+    for cb in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(cb)
+    return trainer
+
+
+def last_checkpoint(run: Path) -> str | None:
+    """Newest complete checkpoint (one that holds trainer_state.json, written last)."""
+    ckpts = sorted((run / "checkpoints").glob("checkpoint-*"),
+                   key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    complete = [c for c in ckpts if (c / "trainer_state.json").is_file()]
+    return str(complete[-1]) if complete else None
