@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 
+# Substrings that mark weights added by a PEFT method (LoRA/DoRA, IA3, prompt/prefix, adapters).
+ADAPTER_MARKERS = ("lora_", "ia3_", "prompt_encoder", "adapter", "vera_", "oft_", "boft_")
+
+
 def param_table(model) -> dict:
     """Total and trainable parameters, split into backbone / adapter / head.
 
@@ -14,7 +18,7 @@ def param_table(model) -> dict:
         if id(p) in seen or ".original_module." in name:
             continue
         seen.add(id(p))
-        group = ("adapter" if "lora_" in name or "adapter" in name.split(".")[-2:][0]
+        group = ("adapter" if any(m in name for m in ADAPTER_MARKERS)
                  else "head" if ("modules_to_save" in name or _is_head(model, name)) else "backbone")
         rows[group][0] += p.numel()
         rows[group][1] += p.numel() if p.requires_grad else 0
@@ -28,17 +32,17 @@ def param_table(model) -> dict:
 def _is_head(model, name: str) -> bool:
     from .methods import head_module_names
 
-    inner = getattr(model, "base_model", model)
-    inner = getattr(inner, "model", inner)  # PeftModel -> LoraModel -> transformers model
+    # PeftModel -> LoraModel -> transformers model; parameter names then start "base_model.model."
+    inner = model.base_model.model if hasattr(model, "peft_config") else model
     parts = name.split(".")
-    heads = set(head_module_names(inner)) if hasattr(inner, "base_model_prefix") else set()
-    return any(p in heads for p in parts[:4])
+    parts = parts[2:] if hasattr(model, "peft_config") else parts
+    return bool(parts) and parts[0] in set(head_module_names(inner))
 
 
 def format_param_table(t: dict, method: str = "") -> str:
-    lines = [f"{'parameters' + (f' ({method})' if method else ''):<24}{'total':>14}{'trainable':>14}{'%':>9}"]
+    lines = [f"{'parameters' + (f' ({method})' if method else ''):<24}{'total':>14}{'trainable':>14}{'%':>11}"]
     for group, v in t["groups"].items():
         pct = 100.0 * v["trainable"] / v["total"] if v["total"] else 0
-        lines.append(f"  {group:<22}{v['total']:>14,}{v['trainable']:>14,}{pct:>8.2f}%")
-    lines.append(f"  {'all':<22}{t['total']:>14,}{t['trainable']:>14,}{t['trainable_pct']:>8.4f}%")
+        lines.append(f"  {group:<22}{v['total']:>14,}{v['trainable']:>14,}{pct:>10.2f}%")
+    lines.append(f"  {'all':<22}{t['total']:>14,}{t['trainable']:>14,}{t['trainable_pct']:>10.4f}%")
     return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Shared fixtures: tiny random models built from a config and small data written by the tests.
+
+Nothing here downloads. The tiny BERT has a real WordPiece tokenizer over a small vocabulary,
+so every code path (tokenise, pad, train, save, reload) runs as it does on a real model.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POS = "good great wonderful superb lovely brilliant moving charming delightful fun".split()
+NEG = "bad awful boring dull terrible tedious weak clumsy bland lifeless".split()
+FILLER = ("the a film movie story plot acting was is and but very quite it this so really its "
+          "cast script ending music scenes director of with to in an at for").split()
+WORDS = POS + NEG + FILLER
+
+
+def write_vocab(path: Path, extra: list[str] = ()) -> list[str]:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()")
+    vocab = specials + sorted(set(WORDS) | set(extra)) + letters + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    path.write_text("\n".join(vocab) + "\n")
+    return vocab
+
+
+def make_tiny_bert(directory: Path, seed: int = 0) -> Path:
+    """A 2-layer, hidden-32 BERT (no head, like the bundled encoder) plus its tokenizer."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = write_vocab(directory / "vocab.txt")
+    tok = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tok.model_max_length = 128
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=37, max_position_embeddings=128, pad_token_id=0)
+    BertModel(cfg).save_pretrained(directory)
+    tok.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def _tiny_bert_master(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert-master") / "model")
+
+
+@pytest.fixture
+def tiny_bert(_tiny_bert_master, tmp_path) -> Path:
+    """A fresh copy per test (tests may write into it)."""
+    dst = tmp_path / "tiny-bert"
+    shutil.copytree(_tiny_bert_master, dst)
+    return dst
+
+
+def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
+    """Separable toy sentiment: positive rows use POS words, negative rows NEG words."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "positive" if i % 2 == 0 else "negative"
+        words = rng.sample(FILLER, 4) + rng.sample(POS if label == "positive" else NEG, 2)
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": label})
+    return rows
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path) -> Path:
+    import csv
+
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=["text", "label"])
+        w.writeheader()
+        w.writerows(sentiment_rows(120))
+    return path
