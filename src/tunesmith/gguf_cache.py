@@ -23,6 +23,7 @@ def dequantised_dir(asset: Asset) -> Path:
     target = cache_root() / f"{asset.name}-{gguf.stat().st_size}"
     if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
         return target
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"[tunesmith] dequantising {gguf.name} to fp32 safetensors once (about 30 s); "
@@ -31,7 +32,12 @@ def dequantised_dir(asset: Asset) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}-", dir=target.parent))
     try:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # transformers marks a GGUF-loaded model as quantised and refuses to save it, although its
+        # weights are already dequantised fp32 tensors: drop the marker so save_pretrained works.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         if target.exists():
