@@ -181,21 +181,28 @@ LORA_DEFAULT_TARGETS = {
 
 @dataclasses.dataclass
 class MethodConfig:
-    name: str = opt("full", "adaptation method: full | lora | head (see `tunesmith methods`)")
+    name: str = opt("full", "adaptation method: full | lora | head | dora | ia3 | prompt | ptuning (see `tunesmith methods`)")
     lora_r: int = opt(8, "LoRA rank r")
     lora_alpha: int = opt(16, "LoRA scaling alpha (update scaled by alpha / r)")
     lora_dropout: float = opt(0.1, "dropout on the LoRA branch")
     target_modules: list[str] | None = opt(None, "modules LoRA wraps, comma-separated; default by "
                                            "architecture (BERT: query,value; Llama: q_proj,v_proj)")
+    num_virtual_tokens: int = opt(20, "prompt / p-tuning: number of trainable virtual tokens put "
+                                  "before the input")
+    ia3_feedforward_modules: list[str] | None = opt(None, "IA3: which target modules are feed-forward "
+                                                    "(scaled on their input); default by architecture")
 
     def __post_init__(self) -> None:
         if self.lora_r < 1:
             raise ValueError("lora_r must be >= 1")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError("lora_dropout must be in [0, 1)")
+        if self.num_virtual_tokens < 1:
+            raise ValueError("num_virtual_tokens must be >= 1")
 
 
-DEFAULT_LR = {"full": 2e-5, "lora": 3e-4, "head": 1e-3}
+DEFAULT_LR = {"full": 2e-5, "lora": 3e-4, "head": 1e-3,
+              "dora": 3e-4, "ia3": 3e-3, "prompt": 3e-2, "ptuning": 3e-3}  # PEFT papers' ranges
 
 
 @dataclasses.dataclass

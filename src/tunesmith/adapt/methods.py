@@ -46,31 +46,96 @@ def default_targets(model) -> list[str]:
                          "name them with --method.target_modules=a,b")
 
 
-def lora(model, cfg: MethodConfig, task: str):
-    """LoRA adapters on the target modules (peft); the new task head trains and is saved too."""
-    from peft import LoraConfig, get_peft_model
-
-    targets = cfg.target_modules or default_targets(model)
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    missing = [t for t in targets if t not in names]
+def _check_targets(model, targets: list[str]) -> None:
+    names = {n for n, _ in model.named_modules()}
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
     if missing:
-        raise TunesmithError(f"LoRA target module(s) {missing} not found in this model; "
-                             f"linear layers include e.g. {sorted(names)[:20]}")
+        short = sorted({n.rsplit(".", 1)[-1] for n in names})
+        raise TunesmithError(f"target module(s) {missing} not found in this model; "
+                             f"module names include e.g. {short[:20]}")
+
+
+def _heads_to_save(model, task: str) -> list[str] | None:
     # The task head is new and must train and be saved with the adapter (a classic PEFT pitfall:
     # without modules_to_save the reloaded model has a random head).
-    to_save = head_module_names(model) if task != "generation" else None
-    config = LoraConfig(task_type=PEFT_TASK[task], r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                        lora_dropout=cfg.lora_dropout, target_modules=list(targets),
-                        modules_to_save=to_save)
+    return head_module_names(model) if task != "generation" else None
+
+
+def _lora_config(model, cfg: MethodConfig, task: str, dora: bool):
+    from peft import LoraConfig
+
+    targets = cfg.target_modules or default_targets(model)
+    _check_targets(model, targets)
+    return LoraConfig(task_type=PEFT_TASK[task], r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                      lora_dropout=cfg.lora_dropout, target_modules=list(targets),
+                      modules_to_save=_heads_to_save(model, task), use_dora=dora)
+
+
+def lora(model, cfg: MethodConfig, task: str):
+    """LoRA adapters on the target modules (peft); the new task head trains and is saved too."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, _lora_config(model, cfg, task, dora=False))
+
+
+def dora(model, cfg: MethodConfig, task: str):
+    """DoRA: LoRA on the direction plus a trainable magnitude per output feature (peft use_dora)."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, _lora_config(model, cfg, task, dora=True))
+
+
+def ia3(model, cfg: MethodConfig, task: str):
+    """IA3: learned rescaling vectors on keys, values and the feed-forward input (peft);
+    targets default to peft's table per architecture (BERT: key, value, output.dense)."""
+    from peft import IA3Config, get_peft_model
+
+    if cfg.target_modules:
+        _check_targets(model, cfg.target_modules)
+    ff = cfg.ia3_feedforward_modules
+    if cfg.target_modules and ff is None:
+        ff = []  # user targets without feed-forward modules: scale outputs only
+    config = IA3Config(task_type=PEFT_TASK[task], target_modules=cfg.target_modules,
+                       feedforward_modules=ff, modules_to_save=_heads_to_save(model, task))
     return get_peft_model(model, config)
 
 
-METHODS: dict[str, Callable] = {"full": full, "lora": lora, "head": head}
+def prompt(model, cfg: MethodConfig, task: str):
+    """Prompt tuning: num_virtual_tokens trainable input embeddings; backbone frozen, head trains."""
+    from peft import PromptTuningConfig, get_peft_model
+
+    config = PromptTuningConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens)
+    return get_peft_model(model, config)
+
+
+def ptuning(model, cfg: MethodConfig, task: str):
+    """P-tuning: virtual tokens produced by a small MLP prompt encoder (peft PromptEncoder)."""
+    from peft import PromptEncoderConfig, get_peft_model
+
+    config = PromptEncoderConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens)
+    return get_peft_model(model, config)
+
+
+# Prefix tuning is left out on purpose: peft 0.21 looks for a `past_key_values` argument in the
+# encoder's forward, which transformers 5 renamed to `cache` for BERT-family encoders, so
+# get_peft_model succeeds and the first forward raises "Model does not support past key values".
+# A bottleneck adapter is left out too: the `adapters` library (1.3.0) pins transformers~=4.57.
+METHODS: dict[str, Callable] = {"full": full, "lora": lora, "head": head, "dora": dora, "ia3": ia3,
+                                "prompt": prompt, "ptuning": ptuning}
+
+# Methods whose run saves a peft adapter (adapter_config.json) rather than a full model.
+PEFT_METHODS = ("lora", "dora", "ia3", "prompt", "ptuning")
+# Of those, the ones peft can fold into the base weights (merge_and_unload).
+MERGEABLE = ("lora", "dora", "ia3")
 
 DESCRIPTIONS = {
     "full": "every parameter trains (default lr 2e-5)",
     "lora": "low-rank adapters on attention (peft); backbone frozen; head trains (default lr 3e-4)",
     "head": "backbone frozen as a feature extractor; only the task head trains (default lr 1e-3)",
+    "dora": "LoRA with a learned magnitude per output feature (peft use_dora); head trains (lr 3e-4)",
+    "ia3": "learned scaling vectors on keys, values, feed-forward (peft); head trains (lr 3e-3)",
+    "prompt": "trainable virtual-token embeddings before the input (peft); head trains (lr 3e-2)",
+    "ptuning": "virtual tokens from a small MLP prompt encoder (peft P-tuning); head trains (lr 3e-3)",
 }
 
 

@@ -32,10 +32,16 @@ def param_table(model) -> dict:
 def _is_head(model, name: str) -> bool:
     from .methods import head_module_names
 
-    # PeftModel -> LoraModel -> transformers model; parameter names then start "base_model.model."
-    inner = model.base_model.model if hasattr(model, "peft_config") else model
-    parts = name.split(".")
-    parts = parts[2:] if hasattr(model, "peft_config") else parts
+    if not hasattr(model, "peft_config"):
+        return name.split(".")[0] in set(head_module_names(model))
+    # LoRA-style: PeftModel -> LoraModel -> transformers model, names start "base_model.model.";
+    # prompt-style: PeftModel -> transformers model, names start "base_model.".
+    inner = model.base_model
+    if hasattr(inner, "peft_config") and hasattr(inner, "model"):
+        inner, skip = inner.model, 2
+    else:
+        skip = 1
+    parts = name.split(".")[skip:]
     return bool(parts) and parts[0] in set(head_module_names(inner))
 
 

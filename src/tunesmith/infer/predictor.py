@@ -21,7 +21,7 @@ def load_run_model(run: Path, info: dict, merge: bool = True):
             "generation": transformers.AutoModelForCausalLM}.get(info["task"])
     if auto is None:
         raise TunesmithError(f"{run}: task '{info['task']}' has no predictor")
-    if info.get("method") == "lora":
+    if (run / "model" / "adapter_config.json").is_file():  # any peft method (lora, dora, ia3, prompt...)
         from peft import PeftModel
 
         base = info["base_model_path"]
@@ -34,7 +34,7 @@ def load_run_model(run: Path, info: dict, merge: bool = True):
                           label2id={n: i for i, n in enumerate(labels)})
         model = auto.from_pretrained(base, **kwargs)
         model = PeftModel.from_pretrained(model, run / "model")
-        return model.merge_and_unload() if merge else model
+        return model.merge_and_unload() if merge and hasattr(model, "merge_and_unload") else model
     return auto.from_pretrained(run / "model")
 
 

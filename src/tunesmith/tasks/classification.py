@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import runs
-from ..adapt import apply_method, format_param_table, param_table
+from ..adapt import MERGEABLE, apply_method, format_param_table, param_table
 from ..config import FinetuneConfig, dump_yaml
 from ..data.labelled import LabelledData, load_labelled
 from ..data.stats import format_stats, length_stats, token_lengths
@@ -123,8 +123,9 @@ def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, 
     (run / "model").mkdir(exist_ok=True)
     model.save_pretrained(run / "model")
     tokenizer.save_pretrained(run / "model")
-    merged = model.merge_and_unload() if cfg.method.name == "lora" else model
-    if cfg.method.name == "lora" and cfg.output.merge:
+    mergeable = cfg.method.name in MERGEABLE  # prompt-style peft methods cannot be folded in
+    merged = model.merge_and_unload() if mergeable else model
+    if mergeable and cfg.output.merge:
         merged.save_pretrained(run / "merged")
         tokenizer.save_pretrained(run / "merged")
     predictor = Predictor(merged, tokenizer, "classification", cfg.model.max_length)
