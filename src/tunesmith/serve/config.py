@@ -1,0 +1,99 @@
+"""The serving config: four sections, YAML (`--config serve.yaml`) plus `--section.key=value` flags."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..config import opt
+from ..errors import TunesmithError
+
+
+@dataclasses.dataclass
+class ServerConfig:
+    host: str = opt("127.0.0.1", "address to bind; non-loopback needs an admin token (or allow_open_admin)")
+    port: int = opt(8000, "TCP port")
+    admin_token: str | None = opt(None, "bearer token required by the admin endpoints (POST/DELETE "
+                                        "/v1/adapters); also read from $TUNESMITH_ADMIN_TOKEN")
+    admin_enabled: bool = opt(True, "expose the admin endpoints that load and unload adapters")
+    allow_open_admin: bool = opt(False, "allow binding a non-loopback address with admin endpoints "
+                                        "open (no token): only behind a trusted proxy")
+    shutdown_grace_s: float = opt(30.0, "on shutdown, wait this long for in-flight requests")
+
+
+@dataclasses.dataclass
+class ModelSection:
+    base: str | None = opt(None, "base model shared by every LoRA adapter (built-in name or directory); "
+                                 "default: the base of the first adapter")
+    adapters: list[str] = opt([], "adapters as NAME=RUN_DIR (LoRA runs share the base; full/head "
+                                  "runs load as separate models)")
+    adapter_root: str = opt(".", "every adapter path must lie inside this directory (no '..', no "
+                                 "symlink escape, no absolute path outside it)")
+    max_length: int | None = opt(None, "truncate inputs to this many tokens (default: each run's own)")
+    device: str | None = opt(None, "cpu | cuda (default: cuda when available)")
+
+
+@dataclasses.dataclass
+class BatchingConfig:
+    mode: str = opt("mixed", "mixed: one forward for requests of different adapters (peft per-sample "
+                             "adapter_names); grouped: one forward per adapter; sequential: one "
+                             "request at a time, switching the active adapter (the naive baseline)")
+    max_batch_tokens: int = opt(4096, "a micro-batch closes when its requests hold this many tokens")
+    max_wait_ms: float = opt(5.0, "... or when its first request has waited this long")
+    max_forward_tokens: int = opt(8192, "padded tokens (count x longest) per forward pass")
+    max_queue: int = opt(1024, "inputs waiting at most; beyond it requests get 429 with Retry-After")
+
+
+@dataclasses.dataclass
+class LimitsConfig:
+    max_inputs: int = opt(64, "inputs per request at most (413 beyond)")
+    max_chars: int = opt(4096, "characters per input at most (413 beyond)")
+    timeout_s: float = opt(30.0, "per-request timeout (504 beyond)")
+
+
+MODES = ("mixed", "grouped", "sequential")
+
+
+@dataclasses.dataclass
+class ServeConfig:
+    server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
+    model: ModelSection = dataclasses.field(default_factory=ModelSection)
+    batching: BatchingConfig = dataclasses.field(default_factory=BatchingConfig)
+    limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
+
+    def __post_init__(self):
+        if self.batching.mode not in MODES:
+            raise TunesmithError(f"batching.mode '{self.batching.mode}' unknown; use one of {MODES}")
+        for name in ("max_batch_tokens", "max_forward_tokens", "max_queue"):
+            if getattr(self.batching, name) < 1:
+                raise TunesmithError(f"batching.{name} must be at least 1")
+        if self.limits.max_inputs < 1 or self.limits.max_chars < 1 or self.limits.timeout_s <= 0:
+            raise TunesmithError("limits.max_inputs, limits.max_chars and limits.timeout_s must be positive")
+        parse_adapters(self.model.adapters)
+
+
+def parse_adapters(items: list[str]) -> dict[str, str]:
+    """['sentiment=runs/a', 'spam=runs/b'] -> {'sentiment': 'runs/a', 'spam': 'runs/b'}.
+
+    Example:
+        >>> parse_adapters(["sentiment=runs/a"])
+        {'sentiment': 'runs/a'}
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = str(item).partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise TunesmithError(f"adapter '{item}' must look like NAME=RUN_DIR (e.g. sentiment=runs/a)")
+        check_name(name.strip())
+        if name.strip() in out:
+            raise TunesmithError(f"adapter name '{name.strip()}' given twice")
+        out[name.strip()] = path.strip()
+    return out
+
+
+def check_name(name: str) -> str:
+    """Adapter names become URL segments, metric labels and peft module keys: keep them plain."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}", name or ""):
+        raise TunesmithError(f"adapter name {name!r}: use 1-64 letters, digits, '_' or '-' "
+                             "(starting with a letter or digit)")
+    return name
