@@ -15,7 +15,7 @@ from .offline import quiet_libraries, set_offline
 
 COMMANDS = [
     "demo", "finetune", "evaluate", "predict", "info", "models", "datasets", "methods",
-    "bench", "serve", "params",
+    "bench", "serve", "params", "compare",
 ]
 
 EPILOG = """examples:

@@ -239,6 +239,30 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class AugmentConfig:
+    ops: list[str] = opt([], "augmentations of the training split, comma-separated: eda (= synonym,insert,"
+                         "swap,delete), synonym, insert, swap, delete, mixup, back-translation, paraphrase; "
+                         "empty = none")
+    copies: int = opt(4, "EDA: augmented copies made per training example")
+    p_synonym: float = opt(0.1, "EDA: share of the words replaced by a WordNet synonym")
+    p_insert: float = opt(0.1, "EDA: share of the words for which a synonym is inserted")
+    p_swap: float = opt(0.1, "EDA: share of the words swapped")
+    p_delete: float = opt(0.1, "EDA: probability that each word is deleted")
+    wordnet: str | None = opt(None, "WordNet dict folder (default: $TUNESMITH_WORDNET, /usr/share/wordnet "
+                              "from Debian's wordnet-base, nltk_data)")
+    mixup_alpha: float = opt(0.4, "mixup: lambda ~ Beta(alpha, alpha) mixes embeddings and labels in a batch")
+    paraphrase_model: str | None = opt(None, "paraphrase: a local seq2seq or causal LM (none is bundled)")
+    translation_models: list[str] | None = opt(None, "back-translation: TO,BACK model paths (e.g. en->de, de->en)")
+
+    def __post_init__(self) -> None:
+        for name in ("p_synonym", "p_insert", "p_swap", "p_delete"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1)")
+        if self.copies < 0 or self.mixup_alpha < 0:
+            raise ValueError("copies and mixup_alpha must be >= 0")
+
+
+@dataclasses.dataclass
 class OutputConfig:
     dir: str | None = opt(None, "run directory (default: runs/<model>-<data>-<method>-<time>)")
     resume: bool = opt(False, "continue an interrupted run in `dir` from its newest checkpoint")
@@ -253,6 +277,7 @@ class FinetuneConfig:
     method: MethodConfig = dataclasses.field(default_factory=MethodConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def learning_rate(self) -> float:
         return self.train.learning_rate or DEFAULT_LR.get(self.method.name, 2e-5)

@@ -11,6 +11,8 @@ import torch
 from .. import runs
 from ..adapt import MERGEABLE, apply_method, format_param_table, param_table
 from ..config import FinetuneConfig, dump_yaml
+from ..adapt.mixup import enable_mixup
+from ..data.augment import augmented_train_rows
 from ..data.labelled import LabelledData, load_labelled
 from ..data.stats import format_stats, length_stats, token_lengths
 from ..evaluate.metrics import classification_metrics, format_confusion
@@ -82,10 +84,13 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     runs.write_json(run / "labels.json", dict(enumerate(data.labels)))
     runs.start(run, run_info(cfg, ref, data))
 
-    train_ds = to_dataset(data.splits["train"], tokenizer, data.label2id, cfg.model.max_length)
+    train_rows = augmented_train_rows(data, cfg.augment, cfg.train.seed)  # training split only
+    train_ds = to_dataset(train_rows, tokenizer, data.label2id, cfg.model.max_length)
     val_ds = to_dataset(data.splits["validation"], tokenizer, data.label2id, cfg.model.max_length) \
         if data.splits.get("validation") else None
     trainer = build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, data.labels)
+    if "mixup" in cfg.augment.ops:
+        enable_mixup(trainer, cfg.augment.mixup_alpha, cfg.train.seed)
     resume = last_checkpoint(run) if cfg.output.resume else None
     if cfg.output.resume:
         say(f"resuming from {resume}" if resume else "no complete checkpoint yet: starting from step 0")
