@@ -15,7 +15,7 @@ from .offline import quiet_libraries, set_offline
 
 COMMANDS = [
     "demo", "finetune", "evaluate", "predict", "info", "models", "datasets", "methods",
-    "bench", "serve", "params", "compare",
+    "bench", "serve", "pretrain", "fill-mask", "params", "compare", "advise", "generate",
 ]
 
 EPILOG = """examples:

@@ -1,0 +1,189 @@
+"""`tunesmith pretrain`: corpus -> examples -> model (continued or scratch) -> before metrics ->
+Trainer -> after metrics -> a run directory whose model/ is a whole model `finetune --model RUN`
+accepts."""
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from .. import runs
+from ..config import dump_yaml
+from ..models import load_tokenizer, resolve
+from ..trainer import RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_trainer, training_args
+from .collators import MaskingSpec, MLMCollator, clm_collate
+from .config import PretrainConfig
+from .corpus import Corpus, corpus_stats, format_corpus_stats, load_corpus
+from .examples import clm_blocks, mlm_examples
+from .heads import init_mlm_head, load_continued, token_prior
+from .metrics import clm_metrics, mlm_metrics, pseudo_perplexity
+from .nsp import build_pairs, document_sentences, nsp_examples
+from .report import write_pretrain_report
+
+PROBES = ["The capital of France is [MASK].", "The president signed the [MASK] into law on Monday.",
+          "The film is [MASK] and the acting is wonderful.", "Shares of the company [MASK] after the report.",
+          "The [MASK] was [MASK] by the police."]
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def masking_spec(cfg: PretrainConfig) -> MaskingSpec:
+    o = cfg.objective
+    return MaskingSpec(o.mlm_probability, o.mask_replace, o.random_replace, o.whole_word)
+
+
+def build_tokenizer(cfg: PretrainConfig, ref, corpus: Corpus):
+    if cfg.model.init == "scratch" and cfg.model.tokenizer != "base":
+        from .scratch import train_tokenizer
+
+        say(f"training a {cfg.model.tokenizer} tokenizer (vocab {cfg.model.vocab_size}) on the training split")
+        return train_tokenizer(cfg.model.tokenizer, corpus.train, cfg.model.vocab_size, cfg.objective.name)
+    tok = load_tokenizer(ref)
+    if tok.pad_token is None and tok.eos_token is not None:
+        tok.pad_token = tok.eos_token  # causal LMs often ship without one; blocks never pad anyway
+    return tok
+
+
+def build_examples(cfg: PretrainConfig, tokenizer, docs: list[str], seed: int) -> list[dict]:
+    """Examples of one split for the objective (NSP pairs are drawn with `seed`)."""
+    o, m = cfg.objective, cfg.model
+    if o.name == "clm":
+        return clm_blocks(tokenizer, docs, o.block_size)
+    if o.name == "mlm":
+        return mlm_examples(tokenizer, docs, m.max_length, group=o.group_texts)
+    pairs = build_pairs(document_sentences(docs), o.nsp_pairs_per_doc, random.Random(seed))
+    return nsp_examples(tokenizer, pairs, m.max_length)
+
+
+def build_model(cfg: PretrainConfig, ref, tokenizer, corpus: Corpus):
+    """(model, newly initialised weight names, what the head init did)."""
+    if cfg.model.init == "scratch":
+        import transformers
+
+        from .scratch import scratch_config
+
+        conf = scratch_config(cfg.objective.name, cfg.model.size, tokenizer,
+                              max(512, cfg.objective.block_size, cfg.model.max_length))
+        auto = {"mlm": transformers.BertForMaskedLM, "mlm+nsp": transformers.BertForPreTraining,
+                "clm": transformers.GPT2LMHeadModel}[cfg.objective.name]
+        torch.manual_seed(cfg.train.seed)
+        return auto(conf), ["(all: from scratch)"], []
+    model, new = load_continued(ref, cfg.objective.name)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    init = init_mlm_head(model, new, token_prior(tokenizer, corpus.train)) if cfg.objective.name != "clm" else []
+    return model, new, init
+
+
+def evaluate(cfg: PretrainConfig, model, tokenizer, examples: list[dict]) -> dict:
+    if cfg.objective.name == "clm":
+        return clm_metrics(model, examples)
+    res = mlm_metrics(model, tokenizer, examples, masking_spec(cfg), seed=cfg.corpus.seed)
+    res.update(pseudo_perplexity(model, tokenizer, examples[: max(1, len(examples) // 4)]))
+    return res
+
+
+def probes(cfg: PretrainConfig, model, tokenizer) -> list[dict]:
+    if cfg.objective.name == "clm":
+        return []
+    from ..infer.fill_mask import fill_mask
+
+    preds = fill_mask(model, tokenizer, PROBES, top_k=5)
+    return [{"text": t, "masks": p} for t, p in zip(PROBES, preds)]
+
+
+def build_trainer(cfg: PretrainConfig, run: Path, model, tokenizer, train_ex, eval_ex):
+    from datasets import Dataset
+
+    args = training_args(cfg.train, run, cfg.learning_rate(), len(train_ex), True,
+                         greater_is_better=False, metric="loss")
+    args.remove_unused_columns = False  # the collator needs word_ids; it drops what the model can't take
+    if cfg.objective.name == "clm" or cfg.objective.group_texts:
+        args.train_sampling_strategy = "random"  # every block has the same length
+    if cfg.objective.name == "clm":
+        collate = clm_collate
+    else:
+        spec = masking_spec(cfg)
+        collate = MLMCollator.from_tokenizer(tokenizer, spec, torch.Generator().manual_seed(cfg.train.seed))
+    trainer = TunesmithTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_ex),
+                               eval_dataset=Dataset.from_list(eval_ex), data_collator=_drop_length(collate),
+                               processing_class=tokenizer, callbacks=[RunLogCallback(run, "loss")])
+    trainer.layer_lr_decay = cfg.train.layer_lr_decay
+    return quiet_trainer(trainer)
+
+
+def _drop_length(collate):
+    def call(features: list[dict]) -> dict:
+        return collate([{k: v for k, v in f.items() if k != "length"} for f in features])
+    return call
+
+
+def prepare_run(cfg: PretrainConfig) -> Path:
+    run = Path(cfg.output.dir) if cfg.output.dir else runs.default_run_dir(
+        cfg.model.name, cfg.corpus.source, cfg.objective.name.replace("+", "-"))
+    cfg.output.dir = str(run)
+    runs.prepare(run, cfg.output.resume, cfg.output.overwrite)
+    dump_yaml(cfg, run / "config.yaml")
+    return run
+
+
+def pretrain(cfg: PretrainConfig) -> tuple[Path, dict]:
+    """Run the whole pipeline; returns (run directory, report)."""
+    run = prepare_run(cfg)
+    say(f"run directory: {run}")
+    ref = resolve(cfg.model.name)
+    corpus = load_corpus(cfg.corpus)
+    tokenizer = build_tokenizer(cfg, ref, corpus)
+    stats = {"train": corpus_stats(corpus.train, tokenizer), "eval": corpus_stats(corpus.eval, tokenizer)}
+    for name, s in stats.items():
+        say("  " + format_corpus_stats(name, s))
+    runs.write_json(run / "corpus_stats.json", {"info": corpus.info, **stats})
+    train_ex = build_examples(cfg, tokenizer, corpus.train, cfg.train.seed)
+    eval_ex = build_examples(cfg, tokenizer, corpus.eval, cfg.corpus.seed + 1)[: cfg.objective.eval_examples]
+    if not train_ex or not eval_ex:
+        from ..errors import TunesmithError
+
+        raise TunesmithError(f"{cfg.corpus.source}: no {cfg.objective.name} examples in the "
+                             f"{'training' if not train_ex else 'held-out'} split (too little text; NSP needs "
+                             "documents of 2+ sentences, CLM needs more than block_size tokens)")
+    say(f"examples: train {len(train_ex)}, held-out {len(eval_ex)} ({cfg.objective.name})")
+    model, new_weights, head_init = build_model(cfg, ref, tokenizer, corpus)
+    if new_weights:
+        say(f"newly initialised: {', '.join(new_weights)}" + (f" ({'; '.join(head_init)})" if head_init else ""))
+    runs.start(run, {"task": "pretrain", "objective": cfg.objective.name, "init": cfg.model.init,
+                     "base_model": cfg.model.name, "base_model_path": ref.path, "corpus": cfg.corpus.source})
+    before = {"metrics": evaluate(cfg, model, tokenizer, eval_ex), "fill_mask": probes(cfg, model, tokenizer)}
+    say("before: " + _brief(before["metrics"]))
+    trainer = build_trainer(cfg, run, model, tokenizer, train_ex, eval_ex)
+    resume = last_checkpoint(run) if cfg.output.resume else None
+    if cfg.output.resume:
+        say(f"resuming from {resume}" if resume else "no complete checkpoint yet: starting from step 0")
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - t0
+    model = trainer.model
+    after = {"metrics": evaluate(cfg, model, tokenizer, eval_ex), "fill_mask": probes(cfg, model, tokenizer)}
+    say("after:  " + _brief(after["metrics"]))
+    (run / "model").mkdir(exist_ok=True)
+    model.save_pretrained(run / "model")
+    tokenizer.save_pretrained(run / "model")
+    report = {"task": "pretrain", "objective": cfg.objective.name, "model": cfg.model.name, "init": cfg.model.init,
+              "corpus": corpus.info, "corpus_stats": stats, "newly_initialised": new_weights,
+              "head_init": head_init, "masking": vars(masking_spec(cfg)) if cfg.objective.name != "clm" else None,
+              "examples": {"train": len(train_ex), "eval": len(eval_ex)}, "before": before, "after": after,
+              "training": {"steps": trainer.state.global_step, "seconds": round(seconds, 2),
+                           "train_loss": result.training_loss, "learning_rate": cfg.learning_rate(),
+                           "epochs": float(result.metrics.get("epoch", cfg.train.epochs))}}
+    write_pretrain_report(run, report)
+    runs.finish(run, {"eval_loss_after": after["metrics"]["loss"]})
+    say(f"report: {run / 'report.md'}")
+    return run, report
+
+
+def _brief(m: dict) -> str:
+    keys = ("loss", "perplexity", "top1", "top5", "pseudo_perplexity", "nsp_accuracy")
+    return "  ".join(f"{k} {m[k]:.4f}" for k in keys if k in m)
