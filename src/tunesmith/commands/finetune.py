@@ -32,19 +32,42 @@ def register(sub) -> None:
 
 def run(args) -> int:
     cfg = load_config(args, FinetuneConfig)
+    if cfg.model.task == "generation" and not _method_given(args):
+        cfg.method.name = "lora"  # a decoder's default: LoRA (full stays available with --method full)
     finetune(cfg)
     return 0
+
+
+def _method_given(args) -> bool:
+    import yaml
+
+    if "method.name" in vars(args) or any(e.startswith("--method.name") for e in args.extra):
+        return True
+    if args.config:
+        loaded = yaml.safe_load(open(args.config, encoding="utf-8")) or {}
+        return "name" in (loaded.get("method") or {})
+    return False
 
 
 def finetune(cfg: FinetuneConfig):
     """Run the pipeline for cfg.model.task; returns (run_dir, report)."""
     from ..tasks.classification import finetune_classification, prepare_run
+    from ..tasks.generation import finetune_generation
+    from ..tasks.ner import finetune_ner
+
+    TASKS.setdefault("token-classification", finetune_ner)
+    TASKS.setdefault("generation", finetune_generation)
 
     tasks = {"classification": finetune_classification, **TASKS}
     if cfg.model.task not in tasks:
         raise TunesmithError(f"unknown task '{cfg.model.task}'; tasks: {', '.join(tasks)}")
+    from .. import runs
+
     run = prepare_run(cfg)
-    print(f"run directory: {run}", flush=True)
+    main = runs.is_main_process()  # under accelerate launch / torchrun only the main process talks
+    if main:
+        print(f"run directory: {run}", flush=True)
     report = tasks[cfg.model.task](cfg, run)
-    print(f"report: {run / 'report.md'}", flush=True)
+    if main:
+        print(f"report: {run / 'report.md'}", flush=True)
     return run, report
