@@ -271,6 +271,44 @@ class OutputConfig:
 
 
 @dataclasses.dataclass
+class NerConfig:
+    scheme: str = opt("auto", "tag scheme of the NER files: auto | iob1 | iob2 (bio) | bilou (iobes); "
+                      "read, validated and normalised to IOB2")
+    repair: bool = opt(False, "repair tag sequences that break the scheme (e.g. I- after O in IOB2 "
+                       "becomes B-) instead of stopping with an error")
+    label_all_subtokens: bool = opt(False, "label every sub-token (B- becomes I- after the first) "
+                                    "instead of only the first sub-token of each word")
+    stride: int = opt(32, "tokens of overlap between windows when a sentence is longer than max_length")
+    aggregation: str = opt("first", "how sub-token predictions become entities: simple | first | max | average")
+    strict: bool = opt(False, "make seqeval's strict mode the headline metric (default mode is also reported)")
+    news_size: int = opt(2000, "sentences in the built-in news-ner silver set (built with spaCy on first use)")
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in ("simple", "first", "max", "average"):
+            raise ValueError("aggregation must be simple, first, max or average")
+        if self.stride < 0:
+            raise ValueError("stride must be >= 0")
+
+
+@dataclasses.dataclass
+class GenerationConfig:
+    block_size: int = opt(256, "plain text: tokens per training block (texts are joined and cut into blocks)")
+    response_only: bool = opt(True, "prompt/response data: compute the loss on the response tokens only")
+    prompt_column: str = opt("prompt", "JSONL field holding the prompt")
+    response_column: str = opt("response", "JSONL field holding the response")
+    chat_template: bool = opt(False, "format prompt/response pairs with the tokenizer's chat template")
+    max_docs: int | None = opt(2000, "built-in news corpus: use at most this many articles")
+    sample_prompts: list[str] = opt(["Artificial intelligence will", "The president said",
+                                     "The stock market"],
+                                    "fixed prompts whose generations are shown before and after training")
+    max_new_tokens: int = opt(30, "tokens generated per sample prompt in the report")
+
+    def __post_init__(self) -> None:
+        if self.block_size < 8:
+            raise ValueError("block_size must be >= 8")
+
+
+@dataclasses.dataclass
 class FinetuneConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -278,6 +316,8 @@ class FinetuneConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    ner: NerConfig = dataclasses.field(default_factory=NerConfig)
+    generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
 
     def learning_rate(self) -> float:
         return self.train.learning_rate or DEFAULT_LR.get(self.method.name, 2e-5)
