@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from . import runs
 from .config import TrainConfig
@@ -29,6 +30,25 @@ def layer_index(name: str, n_layers: int) -> int:
     if "embed" in name or "wte" in name or "wpe" in name:
         return 0
     return n_layers + 1
+
+
+class EpochSeededLengthSampler(LengthGroupedSampler):
+    """Length-grouped order drawn from a generator seeded by (seed, epoch).
+
+    The stock sampler draws from the global RNG, whose state differs after a resume, so a resumed
+    run saw another order (measured: losses diverged from the first step after the resume). The
+    mega-batches span every process's batch, so N processes see the order one process sees."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, world_size: int = 1):
+        super().__init__(batch_size * world_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # Trainer calls this at the start of every epoch
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return super().__iter__()
 
 
 class TunesmithTrainer(Trainer):
@@ -54,6 +74,21 @@ class TunesmithTrainer(Trainer):
         self.optimizer = torch.optim.AdamW(param_groups, lr=lr, betas=(self.args.adam_beta1, self.args.adam_beta2),
                                            eps=self.args.adam_epsilon)
         return self.optimizer
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            return EpochSeededLengthSampler(sampler.lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                            self.args.data_seed or self.args.seed, self.args.world_size)
+        return sampler
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # The stock Trainer writes checkpoint-N file by file (and then deletes old ones); a kill
+        # in between leaves a half-written folder. The marker written last, listing every file
+        # with its size, is what `last_checkpoint` trusts.
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            mark_complete(Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}")
 
 
 class RunLogCallback(TrainerCallback):
@@ -109,7 +144,7 @@ def eval_cadence(cfg: TrainConfig, n_train: int, world: int = 1) -> int:
 def training_args(cfg: TrainConfig, out: Path, lr: float, n_train: int, has_eval: bool,
                   greater_is_better: bool = True, metric: str | None = None) -> TrainingArguments:
     """TrainingArguments from our TrainConfig; checkpoints go to <run>/checkpoints."""
-    every = eval_cadence(cfg, n_train)
+    every = eval_cadence(cfg, n_train, runs.world_size())  # same cadence as one process, same global batch
     metric = metric or cfg.metric
     return TrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -150,9 +185,40 @@ def quiet_trainer(trainer: Trainer) -> Trainer:
     return trainer
 
 
+COMPLETE = "tunesmith-complete.json"
+# Other ranks write their own RNG state concurrently; the main process cannot vouch for its size.
+_RANK_FILE = re.compile(r"rng_state_\d+\.pth$")
+
+
+def mark_complete(ckpt: Path) -> None:
+    """Write the completion marker of a checkpoint folder (atomically, after every other file)."""
+    files = {p.name: p.stat().st_size for p in sorted(ckpt.iterdir())
+             if p.is_file() and p.name != COMPLETE and not _RANK_FILE.match(p.name)}
+    runs.write_json(ckpt / COMPLETE, {"files": files})
+
+
+def is_complete(ckpt: Path) -> bool:
+    """True when the marker exists and every file it lists is there with its size (a kill while
+    an old checkpoint was being deleted leaves some files missing) and trainer_state.json parses."""
+    try:
+        files = runs.read_json(ckpt / COMPLETE)["files"]
+        runs.read_json(ckpt / "trainer_state.json")
+        return all((ckpt / name).stat().st_size == size for name, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def last_checkpoint(run: Path) -> str | None:
-    """Newest complete checkpoint (one that holds trainer_state.json, written last)."""
-    ckpts = sorted((run / "checkpoints").glob("checkpoint-*"),
-                   key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
-    complete = [c for c in ckpts if (c / "trainer_state.json").is_file()]
+    """Newest complete checkpoint in <run>/checkpoints; half-written ones are never picked.
+
+    Example:
+        >>> last_checkpoint(Path("runs/my-run"))
+        'runs/my-run/checkpoints/checkpoint-40'
+    """
+    def step(p: Path) -> int:
+        tail = p.name.split("-")[-1]
+        return int(tail) if tail.isdigit() else -1
+
+    ckpts = sorted((Path(run) / "checkpoints").glob("checkpoint-*"), key=step)
+    complete = [c for c in ckpts if c.is_dir() and is_complete(c)]
     return str(complete[-1]) if complete else None

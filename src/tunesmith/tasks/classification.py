@@ -23,7 +23,8 @@ from ..trainer import RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_t
 
 
 def say(msg: str) -> None:
-    print(msg, flush=True)
+    if runs.is_main_process():  # under `accelerate launch` every process runs this code
+        print(msg, flush=True)
 
 
 def to_dataset(rows: list[dict], tokenizer, label2id: dict[str, int], max_length: int):
@@ -94,12 +95,24 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     resume = last_checkpoint(run) if cfg.output.resume else None
     if cfg.output.resume:
         say(f"resuming from {resume}" if resume else "no complete checkpoint yet: starting from step 0")
+        runs.trim_metrics(run, int(resume.rsplit("-", 1)[-1]) if resume else 0)
+    runs.check_free_space(run, checkpoint_bytes(model, params, cfg.train.save_total_limit))
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0
     model = trainer.model
+    if not runs.is_main_process():  # the main process evaluates and writes the run files
+        return {"task": "classification", "process": runs.process_rank(), "steps": trainer.state.global_step}
     return finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, new_weights,
                                  result, seconds, trainer.state.global_step)
+
+
+def checkpoint_bytes(model, params: dict, save_total_limit: int) -> int:
+    """Rough disk need: kept checkpoints (+1 being written, +1 best) of weights and AdamW state,
+    plus the final model; adapters (peft) save only their trainable weights."""
+    weights = 4 * (params["trainable"] if hasattr(model, "peft_config") else params["total"])
+    per_checkpoint = weights + 8 * params["trainable"]
+    return (max(save_total_limit or 1, 1) + 2) * per_checkpoint + 2 * 4 * params["total"]
 
 
 def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
@@ -113,6 +126,10 @@ def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
                                data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
                                compute_metrics=compute_metrics_fn(labels), callbacks=callbacks)
     trainer.layer_lr_decay = cfg.train.layer_lr_decay
+    # Sequence classifiers take **kwargs but ignore num_items_in_batch, yet Trainer then scales
+    # the loss by the number of processes (transformers 5.24): 2 processes trained with 2x the
+    # gradient of one. Classification batches are equal-sized, so the plain DDP mean is right.
+    trainer.model_accepts_loss_kwargs = False
     return quiet_trainer(trainer)
 
 
@@ -165,5 +182,6 @@ def prepare_run(cfg: FinetuneConfig) -> Path:
         cfg.model.name, cfg.data.train or cfg.data.dataset, cfg.method.name)
     cfg.output.dir = str(run)
     runs.prepare(run, cfg.output.resume, cfg.output.overwrite)
-    dump_yaml(cfg, run / "config.yaml")
+    if runs.is_main_process():
+        dump_yaml(cfg, run / "config.yaml")
     return run
