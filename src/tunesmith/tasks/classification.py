@@ -82,6 +82,7 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     params = param_table(model)
     say(format_param_table(params, cfg.method.name))
     runs.write_json(run / "params.json", params)
+    runs.check_free_space(run, checkpoint_bytes(model, params, cfg.train.save_total_limit))
     runs.write_json(run / "labels.json", dict(enumerate(data.labels)))
     runs.start(run, run_info(cfg, ref, data))
 
@@ -96,7 +97,6 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     if cfg.output.resume:
         say(f"resuming from {resume}" if resume else "no complete checkpoint yet: starting from step 0")
         runs.trim_metrics(run, int(resume.rsplit("-", 1)[-1]) if resume else 0)
-    runs.check_free_space(run, checkpoint_bytes(model, params, cfg.train.save_total_limit))
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0
