@@ -56,6 +56,18 @@ def root(tmp_path_factory):
     return root
 
 
+def wait_for(condition, seconds: float = 10.0) -> bool:
+    """Poll a condition (never a fixed sleep: the machine may be busy)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def config(root: Path, *adapters: str, **sections) -> ServeConfig:
     cfg = ServeConfig()
     cfg.model.base, cfg.model.adapter_root = str(root / "base"), str(root)
@@ -187,12 +199,10 @@ def test_load_and_unload_while_requests_run(root):
 
 
 def test_unload_lets_queued_requests_of_that_adapter_finish(root):
-    with TestClient(create_app(config(root, "two=two", "sent=run-lora", batching__max_wait_ms=300.0))) as c:
+    with TestClient(create_app(config(root, "two=two", "sent=run-lora", batching__max_wait_ms=2000.0))) as c:
         with ThreadPoolExecutor(4) as pool:
             pending = [pool.submit(predict, c, "two", TEXTS) for _ in range(4)]
-            import time
-
-            time.sleep(0.1)  # they are queued (the batch waits 300 ms)
+            assert wait_for(lambda: c.app.state.tunesmith.batcher.queued_inputs == 4 * len(TEXTS))
             assert c.delete("/v1/adapters/two").status_code == 200
             codes = [p.result().status_code for p in pending]
         assert codes == [200] * 4
@@ -240,10 +250,7 @@ def test_timeout_gives_504_and_the_queue_drains(root):
     cfg = config(root, "sent=run-lora", limits__timeout_s=0.05, batching__max_wait_ms=400.0)
     with TestClient(create_app(cfg)) as c:
         assert predict(c, "sent", TEXTS).status_code == 504
-        import time
-
-        time.sleep(0.5)
-        assert c.app.state.tunesmith.batcher.queued_inputs == 0
+        assert wait_for(lambda: c.app.state.tunesmith.batcher.queued_inputs == 0)
 
 
 def test_draining_server_answers_503_and_readyz_says_so(root):
