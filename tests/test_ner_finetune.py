@@ -24,7 +24,7 @@ def ner_files(tmp_path):
             write_conll_file(tmp_path / "test.conll", ner_sentences(30, 2)))
 
 
-@pytest.mark.parametrize("method, lr, epochs", [("full", "5e-3", "3"), ("lora", "3e-2", "8")])
+@pytest.mark.parametrize("method, lr, epochs", [("full", "5e-3", "3"), ("lora", "3e-2", "8"), ("head", "3e-2", "3")])
 def test_cli_ner_finetune_end_to_end(tmp_path, ner_bert, ner_files, method, lr, epochs):
     run = tmp_path / f"run-{method}"
     rc = main(["finetune", "--task", "token-classification", "--model", str(ner_bert), "--method", method,
@@ -41,11 +41,14 @@ def test_cli_ner_finetune_end_to_end(tmp_path, ner_bert, ner_files, method, lr, 
     test = report["evaluation"]["test"]
     assert set(test["per_type"]) == {"LOC", "ORG", "PER"}
     assert test["default"]["entities"] == 80  # 30 sentences: 30 PER + 30 LOC + 20 ORG
-    assert test["f1"] > 0.5  # learnt (a random head scores ~0 on these templates)
+    # learnt (an untrained head scores ~0 on these templates); a frozen random backbone gives less
+    assert test["f1"] > (0.3 if method == "head" else 0.5)
     assert "| PER |" in (run / "report.md").read_text()
     params = report["params"]
     if method == "lora":
         assert (run / "model" / "adapter_config.json").is_file()
+        assert params["groups"]["backbone"]["trainable"] == 0 and params["groups"]["head"]["trainable"] > 0
+    elif method == "head":
         assert params["groups"]["backbone"]["trainable"] == 0 and params["groups"]["head"]["trainable"] > 0
     else:
         assert params["trainable"] == params["total"]
@@ -71,6 +74,10 @@ def test_artifact_loads_with_plain_transformers_and_predicts_spans(tmp_path, ner
         for text, spans in zip(texts, out):
             for e in spans:
                 assert text[e["start"]:e["end"]] == e["word"] and 0 < e["score"] <= 1
+    from tunesmith.tasks.ner import evaluate_file
+
+    m = evaluate_file(run, ner_files[1])
+    assert m["sentences"] == 30 and m["entities"] == 80 and 0 <= m["f1"] <= 1
     first = predict_entities(model, tok, texts, "first")
     assert {(e["entity_group"], e["word"]) for e in first[1]} >= {("PER", "bob"), ("LOC", "london")}
     # a long text is read in windows: spans from the second window keep offsets into the whole text

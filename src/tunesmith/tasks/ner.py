@@ -264,3 +264,27 @@ def finish_ner(cfg, run, splits, labels, info, model, tokenizer, params, stats, 
     if report["note"]:
         say(f"NOTE: {report['note']}")
     return report
+
+
+def evaluate_file(run: str | Path, path: str | Path, scheme: str = "auto", repair: bool = False,
+                  strict: bool = False) -> dict:
+    """Entity-level metrics of a finished NER run on a labelled file (CoNLL or JSONL).
+
+    Tags the model has no label for stop with the file and line.
+
+    Example:
+        >>> evaluate_file("runs/ner", "test.conll")["f1"]
+        0.87
+    """
+    from ..infer.predictor import load_run_model
+    from ..models import ModelRef
+
+    run = Path(run)
+    info = runs.load_run(run, task="token-classification")
+    examples = read_ner_file(path)
+    normalise(examples, scheme, repair, path)
+    check_known_tags(examples, info["labels"], path)
+    model = load_run_model(run, info)
+    tokenizer = load_tokenizer(ModelRef(str(run), str(run / "model"), "run", run=run))
+    pred = predict_word_tags(model, tokenizer, examples, info.get("max_length", 128), info.get("stride", 32))
+    return {"data": str(path), **ner_metrics([ex["tags"] for ex in examples], pred, strict=strict)}
