@@ -242,3 +242,17 @@ def test_config_rejects_bad_values():
         C.build(PretrainConfig, {"objective": {"mask_replace": 0.9, "random_replace": 0.2}}, "test")
     with pytest.raises(TunesmithError, match="unknown key"):
         C.build(PretrainConfig, {"objective": {"mlm_prob": 0.2}}, "test")
+
+
+def test_bench_pretrain_prints_three_arms_and_ratios(tmp_path, tiny_bert, capsys):
+    from tunesmith.cli import main
+
+    corpus = write_corpus(tmp_path / "c.txt", 60)
+    assert main(["bench", "pretrain", "--model", str(tiny_bert), "--corpus", str(corpus), "--sentences", "48",
+                 "--batch-size", "8", "--max-length", "32"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("baseline", "ours"))]
+    assert len(rows) == 3 and rows[0].rstrip().endswith("1.00x")
+    real = [int(r.split()[-5]) for r in rows]
+    computed = [int(r.split()[-4]) for r in rows]
+    assert real[0] == real[1] and computed[0] == 48 * 32 and computed[1] < computed[0]

@@ -4,5 +4,6 @@ Each module here defines `add_arguments(parser)` and `run(args) -> int`; list it
 """
 BENCHES: dict[str, str] = {
     # name -> one-line description; module tunesmith.bench.<name>
+    "pretrain": "MLM training tokens/s: length-grouped dynamic padding and packing vs run_mlm.py-style pad_to_max_length",
     "serve": "multi-adapter server under load: one base + N adapters vs per-request switching; memory vs a model per task",
 }
