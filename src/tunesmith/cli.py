@@ -29,8 +29,17 @@ EPILOG = """examples:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """No prefix matching: `--train.epoch=1` must be an unknown key, not `--train.epochs`.
+    Subparsers inherit the class, so this holds for every command."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tunesmith", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Transfer learning with transformer language models, offline: pre-train, fine-tune "
                     "(full, LoRA, head-only), evaluate, predict. Every command has --help.")

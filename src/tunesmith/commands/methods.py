@@ -3,7 +3,10 @@ from ..adapt.methods import DESCRIPTIONS, METHODS
 
 
 def register(sub) -> None:
-    p = sub.add_parser("methods", help="list adaptation methods (full, lora, head, ...)")
+    p = sub.add_parser("methods", help="list adaptation methods (full, lora, head, ...)",
+                       description="Adaptation methods: each one decides which parameters train. Choose one "
+                                   "with `tunesmith finetune --method NAME`; `tunesmith params` counts them "
+                                   "exactly and `tunesmith compare` measures them side by side.")
     p.set_defaults(func=run)
 
 
