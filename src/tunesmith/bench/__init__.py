@@ -5,5 +5,6 @@ Each module here defines `add_arguments(parser)` and `run(args) -> int`; list it
 BENCHES: dict[str, str] = {
     # name -> one-line description; module tunesmith.bench.<name>
     "pretrain": "MLM training tokens/s: length-grouped dynamic padding and packing vs run_mlm.py-style pad_to_max_length",
+    "infer": "batch prediction samples/s: textbook loop vs transformers.pipeline vs tunesmith fp32 and faster paths",
     "serve": "multi-adapter server under load: one base + N adapters vs per-request switching; memory vs a model per task",
 }

@@ -1,58 +1,106 @@
-"""`tunesmith predict RUN [TEXT ...] [--input FILE --output FILE.jsonl]`: label texts with scores."""
+"""`tunesmith predict MODEL [TEXT ...] [--input FILE --output FILE.jsonl]`: run a fine-tuned model.
+
+The task comes from the run (classification, token-classification, fill-mask, generation).
+Files are streamed in chunks (bounded memory), with a progress bar; every input line gives one
+output line, bad lines as {"line": n, "error": ...}; --resume continues a partial output file.
+"""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from pathlib import Path
 
 from ..errors import TunesmithError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("predict", help="predict labels (with scores) for texts or a file",
+    p = sub.add_parser("predict", help="predict with a run or model: texts or a (large) file -> JSONL",
                        description=__doc__,
                        epilog="examples:\n  tunesmith predict runs/RUN \"a gorgeous film\" \"dull\"\n"
-                              "  tunesmith predict runs/RUN --input texts.txt --output preds.jsonl",
-                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("model", help="run directory (or a classification model path / hub id)")
-    p.add_argument("texts", nargs="*", help="texts to label")
-    p.add_argument("--input", help=".txt (one text per line) or .csv/.tsv/.jsonl/.json/.parquet with a text column")
-    p.add_argument("--text-column", help="text column of --input (auto-detected)")
-    p.add_argument("--output", help="write JSONL here (default: print JSONL to stdout)")
-    p.add_argument("--all-scores", action="store_true", help="include every label's probability")
-    p.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch")
+                              "  tunesmith predict runs/RUN --input texts.txt --output preds.jsonl\n"
+                              "  tunesmith predict runs/RUN --input texts.txt --output preds.jsonl --resume\n"
+                              "  tunesmith predict runs/RUN --input big.txt --output p.jsonl --fast int8",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="run directory, built-in model, local model directory or hub id")
+    p.add_argument("texts", nargs="*", help="texts to predict")
+    p.add_argument("--input", help=".txt (one text per line) or .jsonl (streamed); .csv/.tsv/.json/.parquet "
+                                   "with a text column (read whole)")
+    p.add_argument("--text-column", help="text column / JSON field of --input (auto-detected)")
+    p.add_argument("--output", help="write JSONL here (default: stdout)")
+    p.add_argument("--resume", action="store_true", help="continue a partial --output file where it stopped")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    p.add_argument("--task", help="task for a model that is not a run (default: from its architecture)")
+    p.add_argument("--fast", default="auto",
+                   help="execution path: auto (measured default), fp32, int8, bf16, onnx, onnx-int8, compile")
+    p.add_argument("--threads", type=int, help="CPU threads (default: physical cores, or $TUNESMITH_THREADS)")
+    p.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch (count x longest)")
+    p.add_argument("--chunk-size", type=int, default=2048, help="lines read and written per step")
+    p.add_argument("--max-bytes", type=int, default=1_000_000, help="longer input lines become error records")
+    p.add_argument("--all-scores", action="store_true", help="classification: every label's probability")
+    p.add_argument("--aggregation", default="simple", help="token-classification: span aggregation")
+    p.add_argument("--top-k", type=int, default=5, help="fill-mask: fillers per mask")
+    p.add_argument("--max-new-tokens", type=int, default=40, help="generation: tokens to add per prompt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def read_inputs(path: str, text_column: str | None) -> list[str]:
-    from ..data.columns import TEXT_NAMES, columns_of, pick_column
-    from ..data.readers import read_records, read_text
+def task_kwargs(task: str, args) -> dict:
+    return {"classification": {"all_scores": args.all_scores},
+            "token-classification": {"aggregation": args.aggregation},
+            "fill-mask": {"top_k": args.top_k},
+            "generation": {"max_new_tokens": args.max_new_tokens}}[task]
 
-    if Path(path).suffix.lower() == ".txt":
-        return [line for line in read_text(Path(path)).splitlines()]
-    records = read_records(path)
-    col = pick_column(columns_of(records), text_column, TEXT_NAMES, "text", path)
-    return ["" if r.get(col) is None else str(r.get(col)) for r in records]
+
+def check_output(args) -> None:
+    from pathlib import Path
+
+    if not args.output:
+        if args.resume:
+            raise TunesmithError("--resume needs --output FILE (the partial output to continue)")
+        return
+    out = Path(args.output)
+    if out.exists() and out.stat().st_size and not (args.resume or args.overwrite):
+        raise TunesmithError(f"{out}: exists; add --resume to continue it or --overwrite to replace it")
+    if args.resume and not args.input:
+        raise TunesmithError("--resume works with --input FILE")
 
 
 def run(args) -> int:
     from ..infer.predictor import Predictor
+    from ..infer.stream import Item, predict_chunk, stream_predict
 
-    texts = list(args.texts)
-    if args.input:
-        texts += read_inputs(args.input, args.text_column)
-    if not texts:
+    if not args.texts and not args.input:
         raise TunesmithError("nothing to predict: give texts as arguments or --input FILE")
-    predictor = Predictor.load(args.model, max_tokens=args.max_tokens)
-    ok = [i for i, t in enumerate(texts) if t.strip()]
-    preds = predictor.classify([texts[i] for i in ok], all_scores=args.all_scores) if ok else []
-    results: list[dict] = [{"error": "empty text"} for _ in texts]
-    for i, pred in zip(ok, preds):
-        results[i] = pred
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    with out if args.output else open(1, "w", closefd=False) as f:
-        for i, (text, res) in enumerate(zip(texts, results)):
-            f.write(json.dumps({"index": i, "text": text, **res}, ensure_ascii=False) + "\n")
+    check_output(args)
+    predictor = Predictor.load(args.model, task=args.task, max_tokens=args.max_tokens, fast=args.fast,
+                               threads=args.threads)
+    kwargs = task_kwargs(predictor.task, args)
+    records_fn = lambda texts: predictor.records(texts, **kwargs)
+    if args.input:
+        counts = stream_predict(records_fn, args.input, args.output, text_column=args.text_column,
+                                resume=args.resume, chunk_size=args.chunk_size, max_bytes=args.max_bytes,
+                                progress=not args.no_progress)
+        report(counts, args)
+        return 0
+    items = [Item(i + 1, t, index=i) if t.strip() else Item(i + 1, error="empty text", index=i)
+             for i, t in enumerate(args.texts)]
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in predict_chunk(records_fn, items))
     if args.output:
-        print(f"wrote {len(results)} predictions to {args.output}", file=sys.stderr)
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(lines)
+        print(f"wrote {len(items)} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(lines)
     return 0
+
+
+def report(counts: dict, args) -> None:
+    where = args.output or "stdout"
+    msg = f"wrote {counts['written']} records to {where}"
+    if counts["skipped"]:
+        msg += f" (resumed after {counts['skipped']} already there)"
+    print(msg, file=sys.stderr)
+    if counts["errors"]:
+        shown = ", ".join(f"line {n}: {why}" for n, why in counts["bad_lines"])
+        more = " ..." if counts["errors"] > len(counts["bad_lines"]) else ""
+        print(f"{counts['errors']} bad line(s) written as error records: {shown}{more}", file=sys.stderr)

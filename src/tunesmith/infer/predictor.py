@@ -1,27 +1,54 @@
-"""The Predictor: load a model once, classify texts fast, return results in input order."""
+"""The Predictor: load a model once, run it fast, return results in input order.
+
+Speed comes from three things measured in `tunesmith bench infer` (docs/inference.md): texts are
+tokenised in one batched call, sorted by length and grouped under a token budget (so almost no
+padding is computed), and the forward pass runs under inference mode on an engine from
+`infer/fast.py` (fp32 reference, or a faster path such as int8 / ONNX Runtime).
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .. import runs
 from ..errors import TunesmithError
 from ..models import ModelRef, load_for_task, load_tokenizer, resolve
-from .batching import token_budget_batches
+from .batching import in_input_order, pad_batch, token_budget_batches
+from .fast import build_engine
+from .threads import configure_threads
+
+TASK_ALIASES = {"ner": "token-classification", "mlm": "fill-mask", "clm": "generation",
+                "text-classification": "classification", "text-generation": "generation"}
+TASKS = ("classification", "token-classification", "fill-mask", "generation")
+ARCH_TASKS = {"ForSequenceClassification": "classification", "ForTokenClassification": "token-classification",
+              "ForMaskedLM": "fill-mask", "ForCausalLM": "generation"}
+
+
+def canonical_task(task: str) -> str:
+    task = TASK_ALIASES.get(task, task)
+    if task not in TASKS:
+        raise TunesmithError(f"task '{task}' has no predictor; tasks: {', '.join(TASKS)}")
+    return task
+
+
+def _auto_class(task: str):
+    import transformers
+
+    return {"classification": transformers.AutoModelForSequenceClassification,
+            "token-classification": transformers.AutoModelForTokenClassification,
+            "fill-mask": transformers.AutoModelForMaskedLM,
+            "generation": transformers.AutoModelForCausalLM}[canonical_task(task)]
 
 
 def load_run_model(run: Path, info: dict, merge: bool = True):
     """The trained model of a run; LoRA adapters are merged for inference unless merge=False."""
-    import transformers
-
+    auto = _auto_class(info["task"])
     labels = info.get("labels")
-    auto = {"classification": transformers.AutoModelForSequenceClassification,
-            "token-classification": transformers.AutoModelForTokenClassification,
-            "generation": transformers.AutoModelForCausalLM}.get(info["task"])
-    if auto is None:
-        raise TunesmithError(f"{run}: task '{info['task']}' has no predictor")
-    if (run / "model" / "adapter_config.json").is_file():  # any peft method (lora, dora, ia3, prompt...)
+    if info.get("method") == "lora":
+        if (run / "merged" / "config.json").is_file() and merge:
+            return auto.from_pretrained(run / "merged")
         from peft import PeftModel
 
         base = info["base_model_path"]
@@ -34,63 +61,119 @@ def load_run_model(run: Path, info: dict, merge: bool = True):
                           label2id={n: i for i, n in enumerate(labels)})
         model = auto.from_pretrained(base, **kwargs)
         model = PeftModel.from_pretrained(model, run / "model")
-        return model.merge_and_unload() if merge and hasattr(model, "merge_and_unload") else model
+        return model.merge_and_unload() if merge else model
     return auto.from_pretrained(run / "model")
 
 
+def guess_task(config) -> str:
+    """The task a model directory was saved for, from its architecture name (classification if unknown)."""
+    for arch in config.architectures or []:
+        for suffix, task in ARCH_TASKS.items():
+            if arch.endswith(suffix):
+                return task
+    return "classification"
+
+
+def default_max_length(tokenizer, config, cap: int = 512) -> int:
+    limits = [cap, getattr(config, "max_position_embeddings", None) or cap]
+    if 0 < (tokenizer.model_max_length or 0) < 1_000_000:
+        limits.append(tokenizer.model_max_length)
+    return min(limits)
+
+
 class Predictor:
-    """Loads a run, built-in, local path or hub id once; predicts lists of texts in batches.
+    """Loads a run, built-in, local path or hub id once; predicts strings or lists in batches.
 
     Example:
         >>> p = Predictor.load("runs/my-run")
         >>> p.classify(["a gorgeous, witty film", "dull and lifeless"])
         [{'label': 'positive', 'score': 0.97}, {'label': 'negative', 'score': 0.95}]
+        >>> p.predict("a gorgeous, witty film")   # dispatches on the run's task
+        {'label': 'positive', 'score': 0.97}
     """
 
     def __init__(self, model, tokenizer, task: str = "classification", max_length: int = 128,
-                 max_tokens: int = 16384, device: str | None = None):
+                 max_tokens: int = 16384, device: str | None = None, fast: str = "fp32",
+                 threads: int | None = None, max_batch: int = 256, adapter: dict | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.threads = configure_threads(threads)
+        self.task = canonical_task(task)
         self.tokenizer = tokenizer
-        self.task = task
         self.max_length = max_length
         self.max_tokens = max_tokens
+        self.max_batch = max_batch
+        self.adapter = adapter  # {"dir", "base"} of an unmerged LoRA adapter, for multi-adapter serving
+        self.engine = build_engine(fast, model.to(self.device).eval(), self.device)
+        self.model = self.engine.module if self.engine.module is not None else model
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)] \
-            if task == "classification" else None
+            if self.task in ("classification", "token-classification") else None
 
     @classmethod
-    def load(cls, spec: str, **kwargs) -> "Predictor":
+    def load(cls, spec: str | Path, task: str | None = None, **kwargs) -> "Predictor":
+        """A run directory, built-in name, local model directory or hub id -> Predictor."""
+        kwargs.setdefault("fast", "auto")
         path = Path(spec)
         if path.is_dir() and (path / "run.json").is_file():
             info = runs.load_run(path)
-            model = load_run_model(path, info)
-            tok = load_tokenizer(ModelRef(spec, str(path / "model"), "run", run=path))
-            kwargs.setdefault("max_length", info.get("max_length", 128))
-            return cls(model, tok, info["task"], **kwargs)
-        ref = resolve(spec)
-        model, _ = load_for_task(ref, "classification")
-        return cls(model, load_tokenizer(ref), "classification", **kwargs)
+            run_task = canonical_task(task or info["task"])
+            model = load_run_model(path, {**info, "task": run_task})
+            tok = load_tokenizer(ModelRef(str(spec), str(path / "model"), "run", run=path))
+            kwargs.setdefault("max_length", info.get("max_length") or default_max_length(tok, model.config))
+            if info.get("method") == "lora":
+                kwargs.setdefault("adapter", {"dir": str(path / "model"), "base": info.get("base_model_path")})
+            return cls(model, prepare_tokenizer(tok, run_task), run_task, **kwargs)
+        ref = resolve(str(spec))
+        if task is None:
+            from ..models import load_config
+
+            task = guess_task(load_config(ref))
+        task = canonical_task(task)
+        model, _ = load_for_task(ref, task)
+        tok = load_tokenizer(ref)
+        kwargs.setdefault("max_length", default_max_length(tok, model.config))
+        return cls(model, prepare_tokenizer(tok, task), task, **kwargs)
+
+    # ---- batching -------------------------------------------------------------------------
+    def _encode(self, texts: list[str]):
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False)
 
     def _batches(self, texts: list[str]):
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False)
-        lengths = [len(ids) for ids in enc["input_ids"]]
-        for idx in token_budget_batches(lengths, self.max_tokens):
-            feats = [{k: enc[k][i] for k in enc.keys()} for i in idx]
-            batch = self.tokenizer.pad(feats, return_tensors="pt")
+        """(input positions, padded batch on the device) per token-budget batch, longest first."""
+        enc = self._encode(texts)
+        feats = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        lengths = [len(ids) for ids in feats["input_ids"]]
+        pad_id = self.tokenizer.pad_token_id or 0
+        for idx in token_budget_batches(lengths, self.max_tokens, self.max_batch):
+            batch = pad_batch(feats, idx, pad_id)
             yield idx, {k: v.to(self.device) for k, v in batch.items()}
 
+    def _chunked(self, fn: Callable[[list[str]], list], texts: list[str], extra: int = 0,
+                 max_batch: int | None = None) -> list:
+        """Run a task function on length-sorted chunks under the token budget, answers in input order.
+
+        `extra` tokens are added to every length (generation: the new tokens also take memory)."""
+        if not texts:
+            return []
+        lengths = [len(ids) + extra for ids in self._encode(texts)["input_ids"]]
+        done = [(idx, fn([texts[i] for i in idx]))
+                for idx in token_budget_batches(lengths, self.max_tokens, max_batch or self.max_batch)]
+        return in_input_order(done, len(texts))
+
+    # ---- classification -------------------------------------------------------------------
     @torch.inference_mode()
     def logits(self, texts: list[str]) -> torch.Tensor:
         """Logits for each text, in input order: (n_texts, num_labels)."""
         out = torch.empty((len(texts), self.model.config.num_labels), dtype=torch.float32)
-        for idx, batch in self._batches(texts):
-            out[idx] = self.model(**batch).logits.float().cpu()  # (batch, num_labels)
+        if not len(texts):
+            return out
+        for idx, batch in self._batches(list(texts)):
+            out[idx] = self.engine.forward(batch).cpu()  # (batch, num_labels)
         return out
 
     def classify(self, texts: str | list[str], all_scores: bool = False) -> list[dict] | dict:
         """Label and probability per text (and every label's probability with all_scores)."""
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
+        single, items = _as_list(texts)
         if not items:
             return []
         probs = torch.softmax(self.logits(items), dim=-1)
@@ -102,3 +185,75 @@ class Predictor:
                 res["scores"] = {self.labels[i]: round(float(v), 6) for i, v in enumerate(row)}
             results.append(res)
         return results[0] if single else results
+
+    # ---- other tasks: pure task functions, run on length-sorted chunks ----------------------
+    def _torch_model(self):
+        if self.engine.module is None:
+            raise TunesmithError(f"the '{self.engine.name}' path serves classification only; "
+                                 f"use --fast fp32, int8 or bf16 for {self.task}")
+        return self.engine.module
+
+    @torch.inference_mode()
+    def entities(self, texts: str | list[str], aggregation: str = "simple") -> list[list[dict]] | list[dict]:
+        """Entity spans per text: [{'entity', 'start', 'end', 'word', 'score'}, ...]."""
+        from .ner_spans import predict_entities
+
+        single, items = _as_list(texts)
+        model = self._torch_model()
+        out = self._chunked(lambda chunk: predict_entities(model, self.tokenizer, chunk, aggregation,
+                                                           max_length=self.max_length, batch_size=len(chunk)),
+                            items)
+        return out[0] if single else out
+
+    @torch.inference_mode()
+    def fill_mask(self, texts: str | list[str], top_k: int = 5) -> list:
+        """Top-k fillers of the mask token in each text."""
+        from .fill_mask import fill_mask
+
+        single, items = _as_list(texts)
+        model = self._torch_model()
+        out = self._chunked(lambda chunk: fill_mask(model, self.tokenizer, chunk, top_k=top_k), items)
+        return out[0] if single else out
+
+    @torch.inference_mode()
+    def generate(self, prompts: str | list[str], max_new_tokens: int = 50, batch_size: int = 16,
+                 **kwargs) -> list:
+        """Continuations of each prompt (batched, left-padded, with a KV cache): a list of
+        `num_return_sequences` strings per prompt. kwargs go to `infer.generation.generate`."""
+        from .generation import generate
+
+        single, items = _as_list(prompts)
+        model = self._torch_model()
+        run = lambda chunk: generate(model, self.tokenizer, chunk, max_new_tokens=max_new_tokens,
+                                     batch_size=len(chunk), **kwargs)
+        out = self._chunked(run, items, extra=max_new_tokens, max_batch=batch_size)
+        return out[0] if single else out
+
+    def predict(self, texts: str | list[str], **kwargs):
+        """Whatever the task is: classify / entities / fill_mask / generate."""
+        fn = {"classification": self.classify, "token-classification": self.entities,
+              "fill-mask": self.fill_mask, "generation": self.generate}[self.task]
+        return fn(texts, **kwargs)
+
+    def records(self, texts: list[str], **kwargs) -> list[dict]:
+        """One JSON-able dict per text (what `tunesmith predict` writes)."""
+        key = {"token-classification": "entities", "fill-mask": "predictions", "generation": "generated"}
+        out = self.predict(list(texts), **kwargs) if texts else []
+        if self.task == "classification":
+            return out
+        return [r if isinstance(r, dict) else {key[self.task]: r} for r in out]
+
+
+def prepare_tokenizer(tokenizer, task: str):
+    """Decoders batch prompts left-padded, with a pad token (the EOS one when none exists)."""
+    if task == "generation":
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _as_list(texts) -> tuple[bool, list[str]]:
+    if isinstance(texts, str):
+        return True, [texts]
+    return False, list(texts)

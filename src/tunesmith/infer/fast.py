@@ -1,0 +1,147 @@
+"""Execution paths for a loaded model: fp32 (the reference) and optional faster ones.
+
+One registry of plain functions, name -> build(model, device) -> Engine. An Engine is the torch
+module to use plus `forward(batch) -> logits` (float32, on the CPU or the device). Every path is
+measured against fp32 and the transformers pipeline by `tunesmith bench infer`; which one is the
+default is decided there (DEFAULT_CPU below cites the numbers).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import TunesmithError
+
+
+@dataclass
+class Engine:
+    """How to run one batch: `forward(batch) -> logits (float32)` plus the module behind it."""
+
+    name: str
+    module: torch.nn.Module | None  # None for engines outside torch (ONNX Runtime)
+    forward: Callable[[dict], torch.Tensor]
+    info: dict = field(default_factory=dict)
+
+
+def _torch_forward(module) -> Callable[[dict], torch.Tensor]:
+    return lambda batch: module(**batch).logits.float()
+
+
+def fp32(model, device: torch.device) -> Engine:
+    """The reference: the model as trained, float32."""
+    model = model.float()
+    return Engine("fp32", model, _torch_forward(model))
+
+
+def bf16(model, device: torch.device) -> Engine:
+    """bfloat16 weights and activations (AVX512-BF16/AMX CPUs, Ampere+ GPUs); logits back in fp32."""
+    if not bf16_supported(device):
+        raise TunesmithError(f"bf16 is not supported on this {device.type.upper()}; use --fast fp32 or int8")
+    model = model.to(torch.bfloat16)
+    return Engine("bf16", model, _torch_forward(model))
+
+
+def int8(model, device: torch.device) -> Engine:
+    """Dynamic int8 quantization of the backbone's Linear layers (weights int8, activations
+    quantized per batch); the task head stays float because it is tiny and decides the label."""
+    if device.type != "cpu":
+        raise TunesmithError("int8 dynamic quantization runs on the CPU only; use --fast bf16 on a GPU")
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    spec = {name: default_dynamic_qconfig for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and name.startswith(prefix)}
+    model = quantize_dynamic(model.float(), spec, dtype=torch.qint8, inplace=False)
+    return Engine("int8", model, _torch_forward(model), {"quantized_linears": len(spec)})
+
+
+def compiled(model, device: torch.device) -> Engine:
+    """torch.compile (inductor) with dynamic shapes, so new batch sizes / lengths do not recompile."""
+    model = model.float()
+    fn = torch.compile(model, dynamic=True)
+    return Engine("compile", model, _torch_forward(fn))
+
+
+def onnx(model, device: torch.device, quantize: bool = False) -> Engine:
+    """Export to ONNX once (cached by weights hash) and run with ONNX Runtime."""
+    from .onnx_path import onnx_engine
+
+    return onnx_engine(model, device, quantize)
+
+
+def onnx_int8(model, device: torch.device) -> Engine:
+    """ONNX Runtime with its own dynamic int8 quantization of MatMul weights."""
+    return onnx(model, device, quantize=True)
+
+
+PATHS: dict[str, Callable[[torch.nn.Module, torch.device], Engine]] = {
+    "fp32": fp32, "bf16": bf16, "int8": int8, "compile": compiled, "onnx": onnx, "onnx-int8": onnx_int8,
+}
+
+# The default on a CPU, chosen by `tunesmith bench infer` (docs/inference.md): the fastest path
+# whose accuracy stays within 0.5 points of fp32 and that changes at most 1% of labels.
+DEFAULT_CPU = "fp32"
+DEFAULT_CUDA = "bf16"
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_path(device: torch.device) -> str:
+    if device.type == "cuda":
+        return DEFAULT_CUDA if bf16_supported(device) else "fp32"
+    return DEFAULT_CPU
+
+
+def build_engine(name: str, model, device: torch.device) -> Engine:
+    """The engine `name` ('auto' picks the default for the device) around `model`.
+
+    Example:
+        >>> engine = build_engine("fp32", model, torch.device("cpu"))
+        >>> engine.forward({"input_ids": ids, "attention_mask": mask}).shape
+        torch.Size([2, 2])
+    """
+    if name == "auto":
+        name = default_path(device)
+    if name not in PATHS:
+        raise TunesmithError(f"unknown fast path '{name}'; choose one of auto, {', '.join(PATHS)}")
+    return PATHS[name](model, device)
+
+
+def weights_digest(model) -> str:
+    """A short hash of the weights, for caching exported artifacts."""
+    h = hashlib.sha1()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+        h.update(str(tuple(t.shape)).encode())
+    return h.hexdigest()[:16]
+
+
+def clone_model(model):
+    """A deep copy, so one loaded model can be turned into several engines (the benchmark)."""
+    return copy.deepcopy(model)
+
+
+def cache_dir() -> Path:
+    import os
+
+    root = os.environ.get("TUNESMITH_CACHE") or str(Path.home() / ".cache" / "tunesmith")
+    path = Path(root) / "onnx"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        path = Path(tempfile.mkdtemp(prefix="tunesmith-onnx-"))
+    return path
