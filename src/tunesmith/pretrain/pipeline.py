@@ -17,7 +17,7 @@ from .collators import MaskingSpec, MLMCollator, clm_collate
 from .config import PretrainConfig
 from .corpus import Corpus, corpus_stats, format_corpus_stats, load_corpus
 from .examples import clm_blocks, mlm_examples
-from .heads import init_mlm_head, load_continued, token_prior
+from .heads import carry_pooler, init_mlm_head, load_continued, token_prior
 from .metrics import clm_metrics, mlm_metrics, pseudo_perplexity
 from .nsp import build_pairs, document_sentences, nsp_examples
 from .report import write_pretrain_report
@@ -171,9 +171,12 @@ def pretrain(cfg: PretrainConfig) -> tuple[Path, dict]:
     (run / "model").mkdir(exist_ok=True)
     model.save_pretrained(run / "model")
     tokenizer.save_pretrained(run / "model")
+    carried = carry_pooler(ref.path, run / "model", model) if cfg.model.init == "continued" else []
+    if carried:
+        say(f"carried over unchanged from the base (for fine-tuning): {', '.join(carried)}")
     report = {"task": "pretrain", "objective": cfg.objective.name, "model": cfg.model.name, "init": cfg.model.init,
               "corpus": corpus.info, "corpus_stats": stats, "newly_initialised": new_weights,
-              "head_init": head_init, "masking": vars(masking_spec(cfg)) if cfg.objective.name != "clm" else None,
+              "head_init": head_init, "carried_from_base": carried, "masking": vars(masking_spec(cfg)) if cfg.objective.name != "clm" else None,
               "examples": {"train": len(train_ex), "eval": len(eval_ex)}, "before": before, "after": after,
               "training": {"steps": trainer.state.global_step, "seconds": round(seconds, 2),
                            "train_loss": result.training_loss, "learning_rate": cfg.learning_rate(),
