@@ -243,6 +243,11 @@ def check_limits(st: State, inputs: list[str]) -> None:
     for i, text in enumerate(inputs):
         if len(text) > lim.max_chars:
             raise HTTPException(413, f"inputs[{i}] has {len(text)} characters; at most {lim.max_chars}")
+        try:  # JSON may carry lone surrogates ("\ud800"); the tokenizer raises TypeError on them (a 500)
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise HTTPException(422, f"inputs[{i}] is not valid Unicode (a lone surrogate escape such as "
+                                     "\\ud800); send UTF-8 text") from None
 
 
 def to_predictions(logits: list[torch.Tensor], labels: list[str], all_scores: bool) -> list[dict]:
