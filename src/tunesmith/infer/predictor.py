@@ -46,7 +46,7 @@ def load_run_model(run: Path, info: dict, merge: bool = True):
     """The trained model of a run; LoRA adapters are merged for inference unless merge=False."""
     auto = _auto_class(info["task"])
     labels = info.get("labels")
-    if info.get("method") == "lora":
+    if (run / "model" / "adapter_config.json").is_file():  # any peft method: lora, dora, ia3, prompt...
         if (run / "merged" / "config.json").is_file() and merge:
             return auto.from_pretrained(run / "merged")
         from peft import PeftModel
@@ -61,7 +61,7 @@ def load_run_model(run: Path, info: dict, merge: bool = True):
                           label2id={n: i for i, n in enumerate(labels)})
         model = auto.from_pretrained(base, **kwargs)
         model = PeftModel.from_pretrained(model, run / "model")
-        return model.merge_and_unload() if merge else model
+        return model.merge_and_unload() if merge and hasattr(model, "merge_and_unload") else model
     return auto.from_pretrained(run / "model")
 
 
