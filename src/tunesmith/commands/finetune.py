@@ -10,7 +10,7 @@ ALIASES = {"model": "model.name", "data": "data.dataset", "method": "method.name
            "resume": "output.resume", "merge": "output.merge", "task": "model.task",
            "text-column": "data.text_column", "label-column": "data.label_column", "seed": "train.seed",
            "max-length": "model.max_length", "train-file": "data.train", "validation-file": "data.validation",
-           "test-file": "data.test"}
+           "test-file": "data.test", "augment": "augment.ops"}
 
 TASKS: dict = {}  # task name -> function(cfg, run) -> report; filled in by task modules
 
