@@ -74,7 +74,16 @@ def test_artifact_loads_with_plain_transformers_and_predicts_spans(tmp_path, ner
         for text, spans in zip(texts, out):
             for e in spans:
                 assert text[e["start"]:e["end"]] == e["word"] and 0 < e["score"] <= 1
+    from transformers import pipeline
+
     from tunesmith.tasks.ner import evaluate_file
+
+    # the same spans, types, offsets and scores as the transformers pipeline, for every strategy
+    for agg in ("simple", "first", "max", "average"):
+        ref = pipeline("token-classification", model=model, tokenizer=tok, aggregation_strategy=agg)(texts)
+        ours = predict_entities(model, tok, texts, agg)
+        key = lambda spans: [(e["entity_group"], e["start"], e["end"], round(float(e["score"]), 4)) for e in spans]
+        assert [key(x) for x in ours] == [key(x) for x in ref], agg
 
     m = evaluate_file(run, ner_files[1])
     assert m["sentences"] == 30 and m["entities"] == 80 and 0 <= m["f1"] <= 1
