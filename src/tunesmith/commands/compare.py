@@ -51,7 +51,7 @@ def run(args) -> int:
         cfg.train.early_stopping_patience = 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = compare(cfg, methods, out, sweep.get("lr"))
+    rows = compare(cfg, methods, out, sweep.get("lr"), on_row=lambda rs: write_outputs(rs, cfg, out, bool(sweep)))
     print("\n" + write_outputs(rows, cfg, out, bool(sweep)))
     print(f"table: {out / 'compare.md'}  chart: {out / 'compare.png'}")
     return 0

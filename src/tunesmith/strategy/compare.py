@@ -69,9 +69,11 @@ def run_one(cfg: FinetuneConfig) -> Row:
                artifact_bytes=artifact_bytes(Path(run)), run=str(run))
 
 
-def compare(cfg: FinetuneConfig, methods: list[str], out: Path, lrs: list[float] | None = None) -> list[Row]:
-    """One run per method (per learning rate with a sweep); marks each method's best by validation."""
-    rows = []
+def compare(cfg: FinetuneConfig, methods: list[str], out: Path, lrs: list[float] | None = None,
+            on_row=None) -> list[Row]:
+    """One run per method (per learning rate with a sweep); marks each method's best by validation.
+    `on_row(rows)` is called after every run, so an interrupted comparison keeps its table."""
+    rows: list[Row] = []
     for method in methods:
         for lr in lrs or [None]:
             c = copy.deepcopy(cfg)
@@ -80,10 +82,18 @@ def compare(cfg: FinetuneConfig, methods: list[str], out: Path, lrs: list[float]
             c.output.dir = str(out / (method if lr is None else f"{method}-lr{lr:g}"))
             c.output.overwrite = True
             rows.append(run_one(c))
-    for method in methods:
-        mine = [r for r in rows if r.method == method]
-        max(mine, key=lambda r: r.val_metric).best = True
+            mark_best(rows)
+            if on_row:
+                on_row(rows)
     return rows
+
+
+def mark_best(rows: list[Row]) -> None:
+    for method in dict.fromkeys(r.method for r in rows):
+        mine = [r for r in rows if r.method == method]
+        for r in mine:
+            r.best = False
+        max(mine, key=lambda r: r.val_metric).best = True
 
 
 def budget_line(cfg: FinetuneConfig, n_train: int | None = None) -> str:
