@@ -144,7 +144,7 @@ def test_mixup_batch_and_loss():
     assert mask.tolist() == [[1, 1, 1], [1, 1, 1]]
 
 
-def test_finetune_with_eda_and_mixup(tiny_bert, sentiment_csv, tmp_path):
+def test_finetune_with_eda_and_mixup(tiny_bert, sentiment_csv, tmp_path, capsys):
     import json
 
     from tunesmith.cli import main
@@ -159,3 +159,7 @@ def test_finetune_with_eda_and_mixup(tiny_bert, sentiment_csv, tmp_path):
     n_train = report["data_info"]["sizes"]["train"]
     assert report["training"]["examples"] == n_train  # original size reported; variants are extra
     assert report["evaluation"]["validation"]["n"] == report["data_info"]["sizes"]["validation"]
+    out = capsys.readouterr().out
+    assert f"augmentation (eda, mixup): {n_train:,} training examples + " in out
+    added = int(out.split(f"{n_train:,} training examples + ")[1].split()[0].replace(",", ""))
+    assert 0 < added <= 2 * n_train
