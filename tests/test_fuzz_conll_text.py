@@ -24,7 +24,7 @@ def check(path: Path, read):
         assert path.name in str(e), f"error does not name the file: {e}"
         return None
     finally:
-        assert time.monotonic() - t0 < 10
+        assert time.monotonic() - t0 < 30, "more than 30 s: a hang (generous: the test cores are shared)"
 
 
 def ner_pipeline(path: Path):

@@ -33,8 +33,9 @@ mixed = st.lists(encoded, min_size=1, max_size=4).map(b"".join)  # mixed encodin
 any_bytes = st.binary(max_size=600) | encoded | mixed
 
 
-def check(path: Path, read) -> list | None:
-    """The property: records with a `_line`, or a TunesmithError that names the file."""
+def check(path: Path, read, limit: float = 30) -> list | None:
+    """The property: records with a `_line`, or a TunesmithError that names the file; a read that
+    takes more than `limit` seconds counts as a hang (generous: the 2 test cores are shared)."""
     t0 = time.monotonic()
     try:
         out = read(path)
@@ -42,7 +43,7 @@ def check(path: Path, read) -> list | None:
         assert str(path) in str(e) or path.name in str(e), f"error does not name the file: {e}"
         return None
     finally:
-        assert time.monotonic() - t0 < 10, "reader took more than 10 s"
+        assert time.monotonic() - t0 < limit, f"reader took more than {limit} s"
     assert isinstance(out, list)
     return out
 
@@ -320,7 +321,7 @@ def test_million_line_file(tmp_path, fmt):
     path = tmp_path / f"big.{fmt}"
     million_lines(path, fmt)
     t0 = time.monotonic()
-    out = check(path, read_records_checked)
+    out = check(path, read_records_checked, limit=120)
     assert out is not None and len(out) == 1_000_000 and out[-1]["_line"] == (1_000_001 if fmt == "csv" else 1_000_000)
     assert time.monotonic() - t0 < 120
 

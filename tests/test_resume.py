@@ -131,7 +131,7 @@ def test_kill9_then_resume_matches_uninterrupted_run(reference, tmp_path):
 @pytest.mark.parametrize("cycle", range(10))
 def test_many_crash_resume_cycles(reference, tmp_path, cycle):
     rng = random.Random(cycle)
-    kills = sorted(rng.sample(range(0, STEPS - 1), 3))  # step 0: killed while loading, before any log
+    kills = sorted(rng.sample(range(0, STEPS - 1), 3))  # 0: killed right at the first logged line
     crash_resume_cycles(reference, tmp_path, kills)
 
 
