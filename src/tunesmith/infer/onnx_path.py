@@ -53,11 +53,20 @@ class _LogitsOnly(torch.nn.Module):
 
 
 def quantize(src: Path, dst: Path) -> Path:
+    """ORT dynamic int8 quantization of the MatMul weights, one scale per output channel."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # ORT logs a pre-processing hint on the root logger
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
     return dst
 
 

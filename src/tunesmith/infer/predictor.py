@@ -111,8 +111,10 @@ class Predictor:
 
     @classmethod
     def load(cls, spec: str | Path, task: str | None = None, **kwargs) -> "Predictor":
-        """A run directory, built-in name, local model directory or hub id -> Predictor."""
-        kwargs.setdefault("fast", "auto")
+        """A run directory, built-in name, local model directory or hub id -> Predictor.
+
+        kwargs go to the constructor; `fast` defaults to exact fp32 here (evaluation, the server,
+        tests compare against plain transformers); `tunesmith predict` passes fast="auto"."""
         path = Path(spec)
         if path.is_dir() and (path / "run.json").is_file():
             info = runs.load_run(path)
