@@ -292,3 +292,10 @@ def test_openapi_documents_every_endpoint(client):
         assert path in schema["paths"]
     assert "429" in schema["paths"]["/v1/predict"]["post"]["responses"]
     assert "PredictRequest" in schema["components"]["schemas"]
+
+
+def test_unknown_route_and_wrong_method_use_the_error_body(client):
+    r = client.get("/v1/no-such-endpoint")
+    assert r.status_code == 404 and "error" in r.json()
+    r = client.get("/v1/predict")
+    assert r.status_code == 405 and "error" in r.json()

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from fastapi import Depends, FastAPI, HTTPException, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -219,8 +220,9 @@ def add_error_handlers(app: FastAPI, st: State) -> None:
         detail = [{k: e.get(k) for k in ("loc", "msg", "type")} for e in exc.errors()]
         return JSONResponse({"error": message, "detail": detail}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
+    # Starlette's class (FastAPI's subclasses it) so routing 404/405s get the same {"error": ...} body.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
         return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(NotFound)
