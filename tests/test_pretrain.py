@@ -244,15 +244,15 @@ def test_config_rejects_bad_values():
         C.build(PretrainConfig, {"objective": {"mlm_prob": 0.2}}, "test")
 
 
-def test_bench_pretrain_prints_three_arms_and_ratios(tmp_path, tiny_bert, capsys):
+def test_bench_pretrain_prints_four_arms_and_ratios(tmp_path, tiny_bert, capsys):
     from tunesmith.cli import main
 
     corpus = write_corpus(tmp_path / "c.txt", 60)
     assert main(["bench", "pretrain", "--model", str(tiny_bert), "--corpus", str(corpus), "--sentences", "48",
                  "--batch-size", "8", "--max-length", "32"]) == 0
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith(("baseline", "ours"))]
-    assert len(rows) == 3 and rows[0].rstrip().endswith("1.00x")
+    rows = [line for line in out.splitlines() if line.startswith(("baseline", "grouped", "packed"))]
+    assert len(rows) == 4 and rows[0].rstrip().endswith("1.00x")
     real = [int(r.split()[-5]) for r in rows]
     computed = [int(r.split()[-4]) for r in rows]
     assert real[0] == real[1] and computed[0] == 48 * 32 and computed[1] < computed[0]
@@ -271,3 +271,31 @@ def test_fill_mask_on_the_bundled_encoder_says_its_head_is_new():
     assert "newly initialised" in notes[0] and "decoder tied to word embeddings" in notes
     res = fill_mask(model, tok, "The [MASK] was [MASK] by the police.", top_k=5)
     assert len(res[0]) == 2 and all(len(m) == 5 for m in res[0])
+
+
+@pytest.mark.parametrize("objective", ["mlm", "mlm+nsp"])
+def test_sparse_mlm_loss_equals_dense_loss_and_gradients(tiny_bert, objective):
+    from transformers import AutoTokenizer, BertForMaskedLM, BertForPreTraining
+
+    from tunesmith.pretrain.collators import MaskingSpec, MLMCollator
+    from tunesmith.pretrain.sparse import sparse_mlm_loss
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    cls = BertForMaskedLM if objective == "mlm" else BertForPreTraining
+    model = cls.from_pretrained(tiny_bert).train()
+    model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.0
+    model.eval()  # no dropout: both paths see the same network
+    feats = [{"input_ids": tok(f"the film was good and {w} fun")["input_ids"]} for w in ("very", "so", "quite")]
+    if objective == "mlm+nsp":
+        feats = [{**f, "token_type_ids": [0] * len(f["input_ids"]), "next_sentence_label": i % 2}
+                 for i, f in enumerate(feats)]
+    batch = MLMCollator.from_tokenizer(tok, MaskingSpec(probability=0.4), torch.Generator().manual_seed(0))(feats)
+    assert (batch["labels"] != -100).any()
+    dense = model(**batch).loss
+    dense.backward()
+    g_dense = model.bert.embeddings.word_embeddings.weight.grad.clone()
+    model.zero_grad()
+    sparse = sparse_mlm_loss(model, batch)
+    sparse.backward()
+    assert torch.allclose(sparse, dense, atol=1e-5)
+    assert torch.allclose(model.bert.embeddings.word_embeddings.weight.grad, g_dense, atol=1e-6)

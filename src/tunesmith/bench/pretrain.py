@@ -3,8 +3,10 @@
 Baseline (what `run_mlm.py --line_by_line --pad_to_max_length` does): one example per sentence,
 every example padded to max_seq_length, random batches, `DataCollatorForLanguageModeling`.
 Ours: the same sentences, batches grouped by length (transformers' get_length_grouped_indices, what
-the Trainer's LengthGroupedSampler uses) and padded only to the longest in the batch by our MLMCollator; and, as a
-third line, the sentences packed into full blocks (`--objective.group_texts`).
+the Trainer's LengthGroupedSampler uses) and padded only to the longest in the batch by our MLMCollator,
+first with the stock dense MLM head, then with the sparse head `tunesmith pretrain` trains with
+(vocabulary projection only at the selected positions, pretrain/sparse.py); and the sentences
+packed into full blocks (`--objective.group_texts`).
 All arms train the same model copy shape in one process; batches are interleaved (baseline,
 ours, packed, baseline, ...) so machine load hits every arm alike. Tokens/s counts real
 (non-padding) tokens, identical in every arm, so the ratio is the time ratio.
@@ -60,8 +62,8 @@ def batches(sents, tok, args):
     ours = [ours_collate([strip(ex[i]) for i in grouped[k:k + bs]]) for k in range(0, len(grouped), bs)]
     blocks = pack_blocks(ex, args.max_length)
     packed = [ours_collate([strip(b) for b in blocks[k:k + bs]]) for k in range(0, len(blocks), bs)]
-    return {"baseline (pad to max_length)": base, "ours (length-grouped, dynamic padding)": ours,
-            "ours (packed blocks)": packed}
+    return {"baseline (pad to max_length)": base, "grouped, dynamic padding": ours,
+            "grouped + sparse MLM head (pretrain)": ours, "packed blocks + sparse MLM head": packed}
 
 
 def collate_seconds(sents, tok, args, reps: int = 3) -> tuple[float, float]:
@@ -86,8 +88,11 @@ def collate_seconds(sents, tok, args, reps: int = 3) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def train_step(model, opt, batch) -> None:
-    model(**batch).loss.backward()
+def train_step(model, opt, batch, sparse: bool) -> None:
+    from ..pretrain.sparse import sparse_mlm_loss
+
+    loss = sparse_mlm_loss(model, batch) if sparse else model(**batch).loss
+    loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
 
@@ -104,21 +109,21 @@ def run(args) -> int:
     real = {name: sum(int(b["attention_mask"].sum()) for b in bs) for name, bs in arms.items()}
     computed = {name: sum(b["input_ids"].numel() for b in bs) for name, bs in arms.items()}
     for name in arms:  # warm-up step per arm (allocations, first-call overheads), not timed
-        train_step(models[name], opts[name], arms[name][0])
+        train_step(models[name], opts[name], arms[name][0], "sparse" in name)
     for k in range(max(len(b) for b in arms.values())):
         for name, bs in arms.items():
             if k < len(bs):
                 t0 = time.perf_counter()
-                train_step(models[name], opts[name], bs[k])
+                train_step(models[name], opts[name], bs[k], "sparse" in name)
                 seconds[name] += time.perf_counter() - t0
     print(f"MLM training throughput on {len(sents)} {args.corpus} sentences, model {args.model}, "
           f"batch {args.batch_size}, max_length {args.max_length}, torch threads {torch.get_num_threads()}")
     base = next(iter(arms))
     base_tps = real[base] / seconds[base]
-    print(f"{'path':<42}{'batches':>8}{'real tok':>10}{'computed':>10}{'seconds':>9}{'tok/s':>9}{'ratio':>7}")
+    print(f"{'path':<40}{'batches':>8}{'real tok':>10}{'computed':>10}{'seconds':>9}{'tok/s':>9}{'ratio':>7}")
     for name in arms:
         tps = real[name] / seconds[name]
-        print(f"{name:<42}{len(arms[name]):>8}{real[name]:>10}{computed[name]:>10}{seconds[name]:>9.2f}"
+        print(f"{name:<40}{len(arms[name]):>8}{real[name]:>10}{computed[name]:>10}{seconds[name]:>9.2f}"
               f"{tps:>9.0f}{tps / base_tps:>6.2f}x")
     hf_s, our_s = collate_seconds(sents, tok, args)
     print(f"collation alone (all batches, dynamic padding + masking): transformers DataCollatorForLanguageModeling "

@@ -12,7 +12,7 @@ import torch
 from .. import runs
 from ..config import dump_yaml
 from ..models import load_tokenizer, resolve
-from ..trainer import RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_trainer, training_args
+from ..trainer import RunLogCallback, last_checkpoint, quiet_trainer, training_args
 from .collators import MaskingSpec, MLMCollator, clm_collate
 from .config import PretrainConfig
 from .corpus import Corpus, corpus_stats, format_corpus_stats, load_corpus
@@ -21,6 +21,7 @@ from .heads import carry_pooler, init_mlm_head, load_continued, token_prior
 from .metrics import clm_metrics, mlm_metrics, pseudo_perplexity
 from .nsp import build_pairs, document_sentences, nsp_examples
 from .report import write_pretrain_report
+from .sparse import PretrainTrainer
 
 PROBES = ["The capital of France is [MASK].", "The president signed the [MASK] into law on Monday.",
           "The film is [MASK] and the acting is wonderful.", "Shares of the company [MASK] after the report.",
@@ -102,6 +103,7 @@ def build_trainer(cfg: PretrainConfig, run: Path, model, tokenizer, train_ex, ev
     args = training_args(cfg.train, run, cfg.learning_rate(), len(train_ex), True,
                          greater_is_better=False, metric="loss")
     args.remove_unused_columns = False  # the collator needs word_ids; it drops what the model can't take
+    args.prediction_loss_only = True  # else evaluation gathers (examples x seq x vocab) logits in memory
     if cfg.objective.name == "clm" or cfg.objective.group_texts:
         args.train_sampling_strategy = "random"  # every block has the same length
     if cfg.objective.name == "clm":
@@ -109,7 +111,7 @@ def build_trainer(cfg: PretrainConfig, run: Path, model, tokenizer, train_ex, ev
     else:
         spec = masking_spec(cfg)
         collate = MLMCollator.from_tokenizer(tokenizer, spec, torch.Generator().manual_seed(cfg.train.seed))
-    trainer = TunesmithTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_ex),
+    trainer = PretrainTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_ex),
                                eval_dataset=Dataset.from_list(eval_ex), data_collator=_drop_length(collate),
                                processing_class=tokenizer, callbacks=[RunLogCallback(run, "loss")])
     trainer.layer_lr_decay = cfg.train.layer_lr_decay

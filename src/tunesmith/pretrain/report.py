@@ -36,15 +36,21 @@ def probe_rows(before: list[dict], after: list[dict]) -> list[str]:
     return lines
 
 
+def _stats(s: dict) -> str:
+    return ", ".join(f"{s[k]:,} {k}" for k in ("documents", "sentences", "words", "tokens") if k in s)
+
+
 def pretrain_markdown(r: dict) -> str:
     t = r["training"]
     lines = [f"# Pre-training report: {r['model']} ({r['init']}), objective {r['objective']}", "",
-             f"- corpus: {r['corpus'].get('source')}; train {r['corpus_stats']['train']}, "
-             f"held out {r['corpus_stats']['eval']}",
+             f"- corpus: {r['corpus'].get('source')}; train: {_stats(r['corpus_stats']['train'])}; "
+             f"held out: {_stats(r['corpus_stats']['eval'])}",
              f"- examples: train {r['examples']['train']}, held-out scored {r['examples']['eval']}",
              f"- training: {t['steps']} steps, {t['epochs']:.2f} epochs, {t['seconds']:.1f} s, lr {t['learning_rate']}",
              f"- newly initialised: {', '.join(r['newly_initialised']) or 'nothing'}"
-             + (f" ({'; '.join(r['head_init'])})" if r.get("head_init") else ""), ""]
+             + (f" ({'; '.join(r['head_init'])})" if r.get("head_init") else ""),
+             f"- carried over unchanged from the base for fine-tuning: {', '.join(r.get('carried_from_base') or []) or 'nothing'}",
+             ""]
     if r.get("masking"):
         lines += [f"- masking: {r['masking']}", ""]
     lines += ["## Held-out metrics", "", *metric_rows(r["before"]["metrics"], r["after"]["metrics"]), ""]
