@@ -168,6 +168,12 @@ def test_cli_generation_finetune_on_text_then_generate(tmp_path, gpt2_dir, capsy
     assert main(["generate", str(run), "the cat sat", "--max-new-tokens", "4", "--json"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["prompt"] == "the cat sat" and isinstance(line["completion"], str)
+    # `tunesmith evaluate` on held-out text gives the run's perplexity
+    held = tmp_path / "held.txt"
+    held.write_text("\n\n".join(["the cat sat on a mat and the dog ran to the park"] * 8), encoding="utf-8")
+    assert main(["evaluate", str(run), "--data", str(held), "--out", str(tmp_path / "ev")]) == 0
+    ev = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert ev["tokens"] > 0 and ev["perplexity"] < val["before"]["perplexity"]
 
 
 def test_cli_generation_full_on_prompt_response_pairs(tmp_path, llama_dir):

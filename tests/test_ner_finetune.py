@@ -87,6 +87,8 @@ def test_artifact_loads_with_plain_transformers_and_predicts_spans(tmp_path, ner
 
     m = evaluate_file(run, ner_files[1])
     assert m["sentences"] == 30 and m["entities"] == 80 and 0 <= m["f1"] <= 1
+    assert main(["evaluate", str(run), "--data", str(ner_files[1]), "--out", str(tmp_path / "ev")]) == 0
+    assert json.loads((tmp_path / "ev" / "report.json").read_text())["f1"] == m["f1"]
     first = predict_entities(model, tok, texts, "first")
     assert {(e["entity_group"], e["word"]) for e in first[1]} >= {("PER", "bob"), ("LOC", "london")}
     # a long text is read in windows: spans from the second window keep offsets into the whole text
