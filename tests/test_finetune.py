@@ -183,10 +183,14 @@ def test_bad_inputs_give_clear_errors(trained, tmp_path, capsys):
         assert pattern in err and "Traceback" not in err, (argv, err)
     other = tmp_path / "other-task"
     other.mkdir()
-    (other / "run.json").write_text(json.dumps({"status": "complete", "task": "generation"}))
+    (other / "run.json").write_text(json.dumps({"status": "complete", "task": "mlm"}))
     (other / "model").mkdir()
     assert main(["evaluate", str(other), "--data", str(trained["data"])]) == 2
-    assert "this command needs a 'classification' run" in capsys.readouterr().err
+    assert "cannot evaluate a 'mlm' run" in capsys.readouterr().err
+    from tunesmith.runs import load_run
+
+    with pytest.raises(Exception, match="this command needs a 'classification' run"):
+        load_run(other, task="classification")
 
 
 def test_layer_wise_lr_decay_groups(trained):
