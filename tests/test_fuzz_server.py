@@ -108,3 +108,14 @@ def test_named_hostile_bodies(client):
 def test_valid_request_still_works(client):
     r = client.post("/v1/predict", json={"adapter": "two", "inputs": ["a good film", "x\u0000y"]})
     assert r.status_code == 200 and len(r.json()["predictions"]) == 2
+
+
+def test_surrogate_adapter_name_is_a_4xx_and_metrics_stay_readable(client):
+    """Found by test_any_json: a lone surrogate in the adapter name made the 404 reply (which
+    echoes the name) fail to encode, a 500; and the name became a metrics label."""
+    raw = json.dumps({"adapter": "\ud800x", "inputs": []}).encode()
+    r, elapsed = send(client, "/v1/predict", raw, "application/json", False)
+    check(r, elapsed)
+    assert r.status_code in (404, 422)
+    m = client.get("/metrics")
+    assert m.status_code == 200 and "ud800" not in m.text and "\ud800" not in m.text

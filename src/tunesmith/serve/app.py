@@ -81,8 +81,14 @@ TASK_METHODS = {"fill-mask": ("fill_mask",), "ner": ("entities", "ner", "token_c
                 "generate": ("generate",)}
 
 
+def printable(text: str) -> str:
+    """Client text echoed in a reply: lone surrogates (valid JSON escapes, not encodable as UTF-8)
+    become backslash escapes, so echoing them cannot fail the response."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse({"error": printable(message)}, status_code=status, headers=headers)
 
 
 class State:
@@ -206,6 +212,9 @@ def add_middleware(app: FastAPI, st: State) -> None:
                 route = request.scope.get("route")
                 endpoint = getattr(route, "path", "other")
                 adapter = getattr(request.state, "adapter", "")
+                # label only loaded names: client-chosen names would grow the metrics without bound
+                if adapter and (st.registry is None or adapter not in st.registry.entries):
+                    adapter = "(unknown)"
                 st.metrics.inc("tunesmith_requests_total", endpoint=endpoint, adapter=adapter,
                                status=str(status))
                 st.metrics.observe("tunesmith_request_seconds", time.monotonic() - start, endpoint=endpoint)
