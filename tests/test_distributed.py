@@ -139,3 +139,25 @@ def test_only_main_process_writes(tmp_path, monkeypatch):
     runs.append_metrics(tmp_path / "run", {"kind": "train", "step": 1})
     runs.write_json(tmp_path / "run" / "x.json", {})
     assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_pretrain_under_two_processes_writes_its_run_once(tmp_path, _tiny_bert_master):
+    """`tunesmith pretrain` under accelerate launch: every process trains, one writes the run."""
+    import shutil
+
+    from test_pretrain import write_corpus
+
+    model = Path(shutil.copytree(_tiny_bert_master, tmp_path / "model"))
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    run = tmp_path / "run"
+    cmd = LAUNCHERS["accelerate"](free_port()) + [
+        "pretrain", "--model", str(model), "--corpus", str(corpus), "--corpus.eval_size=0.2",
+        "--max-length", "32", "--max-steps", "4", "--batch-size", "4", "--objective.eval_examples=8",
+        "--train.eval_every=2", "--train.logging_steps=1", "--output", str(run)]
+    proc = subprocess.run(cmd, env=cpu_env(), capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.count("run directory:") == 1 and proc.stdout.count("report:") == 1
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    keys = [(r["kind"], r["step"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert len(keys) == len(set(keys)) and max(s for _, s in keys) == 4
+    assert (run / "model" / "model.safetensors").is_file() and (run / "report.json").is_file()

@@ -29,7 +29,8 @@ PROBES = ["The capital of France is [MASK].", "The president signed the [MASK] i
 
 
 def say(msg: str) -> None:
-    print(msg, flush=True)
+    if runs.is_main_process():
+        print(msg, flush=True)
 
 
 def masking_spec(cfg: PretrainConfig) -> MaskingSpec:
@@ -129,7 +130,8 @@ def prepare_run(cfg: PretrainConfig) -> Path:
         cfg.model.name, cfg.corpus.source, cfg.objective.name.replace("+", "-"))
     cfg.output.dir = str(run)
     runs.prepare(run, cfg.output.resume, cfg.output.overwrite)
-    dump_yaml(cfg, run / "config.yaml")
+    if runs.is_main_process():  # under accelerate launch / torchrun every process runs this
+        dump_yaml(cfg, run / "config.yaml")
     return run
 
 
@@ -168,6 +170,8 @@ def pretrain(cfg: PretrainConfig) -> tuple[Path, dict]:
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0
     model = trainer.model
+    if not runs.is_main_process():  # the main process evaluates and writes the model and report, once
+        return run, {"task": "pretrain", "process": runs.process_rank(), "steps": trainer.state.global_step}
     after = {"metrics": evaluate(cfg, model, tokenizer, eval_ex), "fill_mask": probes(cfg, model, tokenizer)}
     say("after:  " + _brief(after["metrics"]))
     (run / "model").mkdir(exist_ok=True)
