@@ -175,6 +175,8 @@ def check_free_space(run: Path, need_bytes: int) -> None:
     """Stop before training when the disk holding the run cannot take its checkpoints and model."""
     import shutil
 
+    if not is_main_process():  # only the main process writes (and created) the run directory:
+        return                 # another rank can get here before it exists
     free = shutil.disk_usage(run).free
     if free < need_bytes:
         raise TunesmithError(f"{run}: only {free / 1e6:,.0f} MB free on this disk, but the checkpoints and "
