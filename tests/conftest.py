@@ -32,13 +32,13 @@ def write_vocab(path: Path, extra: list[str] = ()) -> list[str]:
     return vocab
 
 
-def make_tiny_bert(directory: Path, seed: int = 0) -> Path:
+def make_tiny_bert(directory: Path, seed: int = 0, extra_words: list[str] = ()) -> Path:
     """A 2-layer, hidden-32 BERT (no head, like the bundled encoder) plus its tokenizer."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     directory.mkdir(parents=True, exist_ok=True)
-    vocab = write_vocab(directory / "vocab.txt")
+    vocab = write_vocab(directory / "vocab.txt", extra_words)
     # transformers 5 ignores vocab_file= here (silently: a 5-token vocabulary); pass the mapping.
     tok = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True)
     tok.model_max_length = 128

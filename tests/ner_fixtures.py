@@ -13,21 +13,10 @@ KNOWN = ["alice", "bob", "carol", "smith", "paris", "london", "acme", "apple", "
 
 
 def make_ner_bert(directory: Path, seed: int = 0) -> Path:
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    """The shared tiny BERT with the entity words in its vocabulary."""
+    from conftest import make_tiny_bert
 
-    from conftest import write_vocab
-
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab = write_vocab(directory / "vocab.txt", extra=KNOWN)
-    tok = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True)
-    tok.model_max_length = 128
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=37, max_position_embeddings=128, pad_token_id=0)
-    BertModel(cfg).save_pretrained(directory)
-    tok.save_pretrained(directory)
-    return directory
+    return make_tiny_bert(directory, seed, extra_words=KNOWN)
 
 
 def _tagged(phrase: str, etype: str) -> list[tuple[str, str]]:

@@ -114,3 +114,16 @@ def test_broken_scheme_in_training_file_stops_with_line(tmp_path, ner_bert, caps
                "--ner.scheme=iob2", "--output", str(tmp_path / "run")])
     assert rc == 2
     assert "train.conll, line 18: tag sequence breaks IOB2" in capsys.readouterr().err
+
+
+def test_every_mergeable_peft_method_writes_a_merged_model(tmp_path, ner_bert, ner_files):
+    """--merge goes through the shared save path: IA3 (not only LoRA) is folded in and written."""
+    from transformers import AutoModelForTokenClassification
+
+    run = tmp_path / "run-ia3"
+    assert main(["finetune", "--task", "token-classification", "--model", str(ner_bert), "--method", "ia3",
+                 "--train-file", str(ner_files[0]), "--train.max_steps=2", "--batch-size", "16",
+                 "--merge", "--output", str(run)]) == 0
+    assert (run / "model" / "adapter_config.json").is_file()
+    merged = AutoModelForTokenClassification.from_pretrained(run / "merged")
+    assert not any("ia3" in n for n, _ in merged.named_parameters())

@@ -182,3 +182,20 @@ def check_free_space(run: Path, need_bytes: int) -> None:
         raise TunesmithError(f"{run}: only {free / 1e6:,.0f} MB free on this disk, but the checkpoints and "
                              f"model need about {need_bytes / 1e6:,.0f} MB; free some space, lower "
                              "--train.save_total_limit, or choose another --output.dir")
+
+
+def save_artifacts(run: Path, model, tokenizer, method: str, merge: bool):
+    """Write run/model (whole model, or adapter + head for peft) and, with `merge`, run/merged;
+    return the model to evaluate with (adapters folded in where peft can: LoRA, DoRA, IA3)."""
+    from .adapt.methods import MERGEABLE
+
+    (run / "model").mkdir(exist_ok=True)
+    model.save_pretrained(run / "model")
+    tokenizer.save_pretrained(run / "model")
+    if method not in MERGEABLE:  # full/head runs are plain models; prompt-style peft cannot be folded in
+        return model
+    merged = model.merge_and_unload()
+    if merge:
+        merged.save_pretrained(run / "merged")
+        tokenizer.save_pretrained(run / "merged")
+    return merged

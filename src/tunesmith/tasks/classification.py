@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import runs
-from ..adapt import MERGEABLE, apply_method, format_param_table, param_table
+from ..adapt import apply_method, format_param_table, param_table
 from ..config import FinetuneConfig, dump_yaml
 from ..adapt.mixup import enable_mixup
 from ..data.augment import augmented_train_rows
@@ -142,14 +142,7 @@ def run_info(cfg: FinetuneConfig, ref, data: LabelledData) -> dict:
 
 def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, new_weights,
                           result, seconds, steps) -> dict:
-    (run / "model").mkdir(exist_ok=True)
-    model.save_pretrained(run / "model")
-    tokenizer.save_pretrained(run / "model")
-    mergeable = cfg.method.name in MERGEABLE  # prompt-style peft methods cannot be folded in
-    merged = model.merge_and_unload() if mergeable else model
-    if mergeable and cfg.output.merge:
-        merged.save_pretrained(run / "merged")
-        tokenizer.save_pretrained(run / "merged")
+    merged = runs.save_artifacts(run, model, tokenizer, cfg.method.name, cfg.output.merge)
     predictor = Predictor(merged, tokenizer, "classification", cfg.model.max_length)
     evaluation = {s: evaluate_rows(predictor, data.splits[s], data.labels, s)
                   for s in ("validation", "test") if data.splits.get(s)}

@@ -251,13 +251,7 @@ def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds):
 
 
 def finish_generation(cfg, run, info, model, tokenizer, datasets, params, before, result, seconds, steps) -> dict:
-    (run / "model").mkdir(exist_ok=True)
-    model.save_pretrained(run / "model")
-    tokenizer.save_pretrained(run / "model")
-    merged = model.merge_and_unload() if cfg.method.name == "lora" else model
-    if cfg.method.name == "lora" and cfg.output.merge:
-        merged.save_pretrained(run / "merged")
-        tokenizer.save_pretrained(run / "merged")
+    merged = runs.save_artifacts(run, model, tokenizer, cfg.method.name, cfg.output.merge)
     after = evaluate_all(merged, tokenizer, datasets, cfg)
     report = {
         "task": "generation", "model": cfg.model.name, "data": cfg.data.train or cfg.data.dataset,

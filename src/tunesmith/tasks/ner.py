@@ -230,13 +230,7 @@ def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
 
 def finish_ner(cfg, run, splits, labels, info, model, tokenizer, params, stats, new_weights,
                result, seconds, steps) -> dict:
-    (run / "model").mkdir(exist_ok=True)
-    model.save_pretrained(run / "model")
-    tokenizer.save_pretrained(run / "model")
-    merged = model.merge_and_unload() if cfg.method.name == "lora" else model
-    if cfg.method.name == "lora" and cfg.output.merge:
-        merged.save_pretrained(run / "merged")
-        tokenizer.save_pretrained(run / "merged")
+    merged = runs.save_artifacts(run, model, tokenizer, cfg.method.name, cfg.output.merge)
     merged.eval()
     evaluation = {s: evaluate_examples(merged, tokenizer, splits[s], cfg, s)
                   for s in ("validation", "test") if splits.get(s)}
