@@ -31,9 +31,11 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--task", help="task for a model that is not a run (default: from its architecture)")
     p.add_argument("--fast", default="auto",
-                   help="execution path: auto (measured default), fp32, int8, bf16, onnx, onnx-int8, compile")
+                   help="execution path: auto (bf16 where the CPU/GPU has it, else fp32; compiled for "
+                        "inputs of 100,000+ lines), fp32, bf16, int8, compile, bf16-compile, onnx, onnx-int8 "
+                        "(numbers: tunesmith bench infer)")
     p.add_argument("--threads", type=int, help="CPU threads (default: physical cores, or $TUNESMITH_THREADS)")
-    p.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch (count x longest)")
+    p.add_argument("--max-tokens", type=int, default=2048, help="token budget per batch (count x longest)")
     p.add_argument("--chunk-size", type=int, default=2048, help="lines read and written per step")
     p.add_argument("--max-bytes", type=int, default=1_000_000, help="longer input lines become error records")
     p.add_argument("--all-scores", action="store_true", help="classification: every label's probability")
@@ -72,8 +74,16 @@ def run(args) -> int:
     if not args.texts and not args.input:
         raise TunesmithError("nothing to predict: give texts as arguments or --input FILE")
     check_output(args)
+    from ..infer.stream import count_lines
+
+    n_texts = len(args.texts)
+    if args.input and args.fast == "auto":
+        try:
+            n_texts = count_lines(args.input)
+        except OSError:
+            n_texts = None  # reported with its path by the streaming reader below
     predictor = Predictor.load(args.model, task=args.task, max_tokens=args.max_tokens, fast=args.fast,
-                               threads=args.threads)
+                               threads=args.threads, n_texts=n_texts)
     kwargs = task_kwargs(predictor.task, args)
     records_fn = lambda texts: predictor.records(texts, **kwargs)
     if args.input:

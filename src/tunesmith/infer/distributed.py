@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="task for a model that is not a run (default: from its architecture)")
     p.add_argument("--fast", default="auto", help="execution path, as in `tunesmith predict --fast`")
     p.add_argument("--threads", type=int, help="CPU threads per process")
-    p.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch")
+    p.add_argument("--max-tokens", type=int, default=2048, help="token budget per batch")
     p.add_argument("--chunk-size", type=int, default=2048, help="items predicted per step")
     p.add_argument("--max-bytes", type=int, default=1_000_000, help="longer input lines become error records")
     p.add_argument("--all-scores", action="store_true", help="classification: every label's probability")

@@ -33,18 +33,31 @@ def _torch_forward(module) -> Callable[[dict], torch.Tensor]:
     return lambda batch: module(**batch).logits.float()
 
 
-def fp32(model, device: torch.device) -> Engine:
-    """The reference: the model as trained, float32."""
+def _classifier(model, dtype: torch.dtype, always_mask: bool = False):
+    """(model cast to dtype, forward, info): the lean [CLS] forward of `infer/encoder.py` where it
+    applies and matches the plain forward on a probe batch, else the plain forward."""
+    from .encoder import build
+
     model = model.float()
-    return Engine("fp32", model, _torch_forward(model))
+    lean, why = build(model, always_mask)
+    if lean is None:
+        return model.to(dtype), _torch_forward(model.to(dtype)), {"lean": why}
+    lean = lean.to(dtype)
+    return model, (lambda batch: lean(**batch)), {"lean": "yes"}
+
+
+def fp32(model, device: torch.device) -> Engine:
+    """The reference: the model as trained, float32 (classifiers: the lean [CLS] pass, same to 1e-6)."""
+    model, forward, info = _classifier(model, torch.float32)
+    return Engine("fp32", model, forward, info)
 
 
 def bf16(model, device: torch.device) -> Engine:
     """bfloat16 weights and activations (AVX512-BF16/AMX CPUs, Ampere+ GPUs); logits back in fp32."""
     if not bf16_supported(device):
         raise TunesmithError(f"bf16 is not supported on this {device.type.upper()}; use --fast fp32 or int8")
-    model = model.to(torch.bfloat16)
-    return Engine("bf16", model, _torch_forward(model))
+    model, forward, info = _classifier(model, torch.bfloat16)
+    return Engine("bf16", model, forward, info)
 
 
 def int8(model, device: torch.device) -> Engine:
@@ -62,11 +75,42 @@ def int8(model, device: torch.device) -> Engine:
     return Engine("int8", model, _torch_forward(model), {"quantized_linears": len(spec)})
 
 
+def _compiled(name: str, model, dtype: torch.dtype) -> Engine:
+    """torch.compile (inductor, dynamic shapes: new batch sizes and lengths do not recompile) of
+    the classifier forward. Compiling takes ~25 s on 2 cores; where it fails (no C++ compiler, an
+    unsupported op) the eager forward takes over with a warning."""
+    import warnings
+
+    model, eager, info = _classifier(model, dtype, always_mask=True)
+    # tried and not kept: freezing=True (590 -> 609/s, within noise, compile 11 -> 25 s) and
+    # max-autotune with the CPP GEMM template (582/s, compile 30 s)
+    compiled = torch.compile(eager, dynamic=True)
+    state = {"fn": compiled}
+
+    def forward(batch: dict) -> torch.Tensor:
+        try:
+            return state["fn"](batch)
+        except Exception as e:
+            if state["fn"] is eager:
+                raise
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                          f"running uncompiled", stacklevel=2)
+            state["fn"] = eager
+            return eager(batch)
+
+    return Engine(name, model, forward, info)
+
+
 def compiled(model, device: torch.device) -> Engine:
-    """torch.compile (inductor) with dynamic shapes, so new batch sizes / lengths do not recompile."""
-    model = model.float()
-    fn = torch.compile(model, dynamic=True)
-    return Engine("compile", model, _torch_forward(fn))
+    """torch.compile of the float32 forward."""
+    return _compiled("compile", model, torch.float32)
+
+
+def bf16_compiled(model, device: torch.device) -> Engine:
+    """torch.compile of the bf16 forward: fuses GELU, softmax and add+LayerNorm around the matmuls."""
+    if not bf16_supported(device):
+        raise TunesmithError(f"bf16 is not supported on this {device.type.upper()}; use --fast compile")
+    return _compiled("bf16-compile", model, torch.bfloat16)
 
 
 def onnx(model, device: torch.device, quantize: bool = False) -> Engine:
@@ -82,15 +126,20 @@ def onnx_int8(model, device: torch.device) -> Engine:
 
 
 PATHS: dict[str, Callable[[torch.nn.Module, torch.device], Engine]] = {
-    "fp32": fp32, "bf16": bf16, "int8": int8, "compile": compiled, "onnx": onnx, "onnx-int8": onnx_int8,
+    "fp32": fp32, "bf16": bf16, "int8": int8, "compile": compiled, "bf16-compile": bf16_compiled,
+    "onnx": onnx, "onnx-int8": onnx_int8,
 }
 
 # The default, chosen by `tunesmith bench infer` (docs/inference.md): the fastest path whose
 # accuracy stays within 0.5 points of fp32 and that changes at most 1% of labels. On the 2-core
-# AVX512-BF16 EPYC, bf16 ran 2.3x the pipeline with 0 labels changed; int8 (torch and ORT) was
-# faster but changed 7-8% of a quickly fine-tuned model's labels, so they are opt-in.
+# AVX512-BF16 EPYC (1,057 movie-review sentences, 2026-11-25) bf16 ran ~4.5x the pipeline with
+# 0.09% of labels changed; int8 (torch and ONNX Runtime) changed ~2-3% of labels, so it is opt-in.
+# torch.compile adds ~20% more but costs ~25 s once, which pays off from roughly 75,000 texts:
+# inputs known to be that long (streamed files) get the compiled variant.
 DEFAULT_CPU = "bf16"
 DEFAULT_CUDA = "bf16"
+COMPILE_FROM = 100_000
+COMPILED = {"bf16": "bf16-compile", "fp32": "compile"}
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -102,13 +151,16 @@ def bf16_supported(device: torch.device) -> bool:
         return False
 
 
-def default_path(device: torch.device) -> str:
+def default_path(device: torch.device, n_texts: int | None = None) -> str:
+    """What --fast auto runs: bf16 where the hardware has it, else fp32; compiled for long inputs."""
     best = DEFAULT_CUDA if device.type == "cuda" else DEFAULT_CPU
-    return best if best != "bf16" or bf16_supported(device) else "fp32"
+    best = best if best != "bf16" or bf16_supported(device) else "fp32"
+    return COMPILED.get(best, best) if n_texts is not None and n_texts >= COMPILE_FROM else best
 
 
-def build_engine(name: str, model, device: torch.device) -> Engine:
-    """The engine `name` ('auto' picks the default for the device) around `model`.
+def build_engine(name: str, model, device: torch.device, n_texts: int | None = None) -> Engine:
+    """The engine `name` around `model` ('auto' picks the default for the device and, when known,
+    the number of texts to come).
 
     Example:
         >>> engine = build_engine("fp32", model, torch.device("cpu"))
@@ -116,7 +168,7 @@ def build_engine(name: str, model, device: torch.device) -> Engine:
         torch.Size([2, 2])
     """
     if name == "auto":
-        name = default_path(device)
+        name = default_path(device, n_texts)
     if name not in PATHS:
         raise TunesmithError(f"unknown fast path '{name}'; choose one of auto, {', '.join(PATHS)}")
     return PATHS[name](model, device)

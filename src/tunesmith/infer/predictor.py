@@ -15,7 +15,7 @@ import torch
 from .. import runs
 from ..errors import TunesmithError
 from ..models import ModelRef, load_for_task, load_tokenizer, resolve
-from .batching import in_input_order, pad_batch, token_budget_batches
+from .batching import Ragged, in_input_order, pad_batch, token_budget_batches
 from .fast import build_engine
 from .threads import configure_threads
 
@@ -93,8 +93,9 @@ class Predictor:
     """
 
     def __init__(self, model, tokenizer, task: str = "classification", max_length: int = 128,
-                 max_tokens: int = 16384, device: str | None = None, fast: str = "fp32",
-                 threads: int | None = None, max_batch: int = 256, adapter: dict | None = None):
+                 max_tokens: int = 2048, device: str | None = None, fast: str = "fp32",
+                 threads: int | None = None, max_batch: int = 256, adapter: dict | None = None,
+                 n_texts: int | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cpu":
             self.threads = configure_threads(threads)
@@ -103,8 +104,11 @@ class Predictor:
         self.max_length = max_length
         self.max_tokens = max_tokens
         self.max_batch = max_batch
+        self.min_fill = max_tokens // 4  # batches close where the length drops once this full
         self.adapter = adapter  # {"dir", "base"} of an unmerged LoRA adapter, for multi-adapter serving
-        self.engine = build_engine(fast, model.to(self.device).eval(), self.device)
+        # n_texts: how many texts are coming, when known (a streamed file); --fast auto compiles
+        # for long inputs only, where the one-off compile time pays off
+        self.engine = build_engine(fast, model.to(self.device).eval(), self.device, n_texts)
         self.model = self.engine.module if self.engine.module is not None else model
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)] \
             if self.task in ("classification", "token-classification") else None
@@ -146,8 +150,9 @@ class Predictor:
         feats = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
         lengths = [len(ids) for ids in feats["input_ids"]]
         pad_id = self.tokenizer.pad_token_id or 0
-        for idx in token_budget_batches(lengths, self.max_tokens, self.max_batch):
-            batch = pad_batch(feats, idx, pad_id)
+        ragged = Ragged(feats)
+        for idx in token_budget_batches(lengths, self.max_tokens, self.max_batch, self.min_fill):
+            batch = pad_batch(ragged, idx, pad_id)
             yield idx, {k: v.to(self.device) for k, v in batch.items()}
 
     def _chunked(self, fn: Callable[[list[str]], list], texts: list[str], extra: int = 0,
