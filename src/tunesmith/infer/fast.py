@@ -77,7 +77,7 @@ def int8(model, device: torch.device) -> Engine:
 
 def _compiled(name: str, model, dtype: torch.dtype) -> Engine:
     """torch.compile (inductor, dynamic shapes: new batch sizes and lengths do not recompile) of
-    the classifier forward. Compiling takes ~25 s on 2 cores; where it fails (no C++ compiler, an
+    the classifier forward. Compiling takes ~10-25 s on 2 cores; where it fails (no C++ compiler, an
     unsupported op) the eager forward takes over with a warning."""
     import warnings
 
@@ -132,10 +132,10 @@ PATHS: dict[str, Callable[[torch.nn.Module, torch.device], Engine]] = {
 
 # The default, chosen by `tunesmith bench infer` (docs/inference.md): the fastest path whose
 # accuracy stays within 0.5 points of fp32 and that changes at most 1% of labels. On the 2-core
-# AVX512-BF16 EPYC (1,057 movie-review sentences, 2026-11-25) bf16 ran ~4.5x the pipeline with
-# 0.09% of labels changed; int8 (torch and ONNX Runtime) changed ~2-3% of labels, so it is opt-in.
-# torch.compile adds ~20% more but costs ~25 s once, which pays off from roughly 75,000 texts:
-# inputs known to be that long (streamed files) get the compiled variant.
+# AVX512-BF16 EPYC (1,057 movie-review sentences, 2026-11-25) bf16 ran 4.66x the pipeline with
+# 0.09% of labels changed; int8 (torch and ONNX Runtime) changed 2.5-4% of labels, so it is opt-in.
+# torch.compile adds ~10% more (5.16x) but costs ~12 s once, which pays off from ~60,000 texts:
+# inputs known to hold 100,000+ (streamed files) get the compiled variant.
 DEFAULT_CPU = "bf16"
 DEFAULT_CUDA = "bf16"
 COMPILE_FROM = 100_000
