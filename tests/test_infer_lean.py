@@ -174,3 +174,22 @@ def test_bench_infer_prints_every_path_and_the_defaults(tmp_path, tiny_bert, tok
     assert "(c) fp32 labels identical to (b) pipeline: yes" in out
     assert "default path (--fast auto) for this input:" in out and "large-matmul peaks" in out
     assert md.read_text().strip() in out
+
+
+def test_compiled_path_runs_lone_texts_eager(tiny_bert, tok, monkeypatch):
+    from tunesmith.infer.predictor import Predictor
+
+    calls = []
+
+    def counting_compile(fn, **kwargs):
+        def run(*a, **k):
+            calls.append(a[0]["input_ids"].shape[0])
+            return fn(*a, **k)
+        return run
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    model = _cls(tiny_bert)
+    ref = Predictor(model, tok, max_length=64).logits(TEXTS[:3])
+    p = Predictor(model, tok, max_length=64, fast="compile")
+    assert torch.allclose(p.logits(TEXTS[:1]), ref[:1], atol=1e-5) and calls == []
+    assert torch.allclose(p.logits(TEXTS[:3]), ref, atol=1e-5) and sum(calls) == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,11 @@ from typing import Callable
 import torch
 
 from ..errors import TunesmithError
+
+# Memory note (docs/inference.md): oneDNN caches up to 1,024 matmul primitives, one per shape, and
+# length-sorted batches bring many shapes, so a long bf16 `predict` plateaus at ~2.1-2.3 GB resident
+# (20,000 / 100,000 lines). ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 caps it at ~1.25 GB but costs ~14%
+# of bf16 speed (453 vs 525 samples/s; 256 thrashes: 431-454/s, 1.44 GB), so it is left to users.
 
 
 @dataclass
@@ -88,6 +94,8 @@ def _compiled(name: str, model, dtype: torch.dtype) -> Engine:
     state = {"fn": compiled}
 
     def forward(batch: dict) -> torch.Tensor:
+        if batch["input_ids"].shape[0] == 1:  # a lone text would make dynamo specialise and
+            return eager(batch)               # compile a second graph (~12 s) for batch size 1
         try:
             return state["fn"](batch)
         except Exception as e:
@@ -190,8 +198,6 @@ def clone_model(model):
 
 
 def cache_dir() -> Path:
-    import os
-
     root = os.environ.get("TUNESMITH_CACHE") or str(Path.home() / ".cache" / "tunesmith")
     path = Path(root) / "onnx"
     try:
