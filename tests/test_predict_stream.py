@@ -135,3 +135,5 @@ def test_predict_command_streams_and_resumes(tmp_path, tiny_bert, capsys):
     assert main(["predict", str(run), "great film", "", "--fast", "fp32"]) == 0
     printed = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert printed[0]["label"] in ("negative", "positive") and printed[1]["error"] == "empty text"
+    assert main(["predict", str(run), "--input", str(tmp_path / "missing.txt")]) == 2
+    assert "--input" in capsys.readouterr().err

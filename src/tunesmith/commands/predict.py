@@ -74,14 +74,20 @@ def run(args) -> int:
     if not args.texts and not args.input:
         raise TunesmithError("nothing to predict: give texts as arguments or --input FILE")
     check_output(args)
+    from pathlib import Path
+
     from ..infer.stream import count_lines
 
-    n_texts = len(args.texts)
-    if args.input and args.fast == "auto":
+    if args.input and not Path(args.input).is_file():
+        raise TunesmithError(f"--input {args.input}: no such file"
+                             + (" (it is a directory)" if Path(args.input).is_dir() else ""))
+
+    n_texts = len(args.texts)  # --fast auto compiles for long inputs; the progress bar's total
+    if args.input:
         try:
             n_texts = count_lines(args.input)
         except OSError:
-            n_texts = None  # reported with its path by the streaming reader below
+            n_texts = None  # unreadable: the streaming reader reports it with its path
     predictor = Predictor.load(args.model, task=args.task, max_tokens=args.max_tokens, fast=args.fast,
                                threads=args.threads, n_texts=n_texts)
     kwargs = task_kwargs(predictor.task, args)
@@ -89,7 +95,7 @@ def run(args) -> int:
     if args.input:
         counts = stream_predict(records_fn, args.input, args.output, text_column=args.text_column,
                                 resume=args.resume, chunk_size=args.chunk_size, max_bytes=args.max_bytes,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, total=n_texts)
         report(counts, args)
         return 0
     items = [Item(i + 1, t, index=i) if t.strip() else Item(i + 1, error="empty text", index=i)

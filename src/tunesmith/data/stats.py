@@ -30,8 +30,10 @@ def length_stats(lengths: np.ndarray, max_length: int) -> dict:
     }
 
 
-def format_stats(name: str, s: dict) -> str:
+def format_stats(name: str, s: dict, over: str = "truncated at") -> str:
+    """One line per split; `over` names what happens past max_length ("truncated at" for
+    classification, where the rest is cut; NER reads long sentences in windows instead)."""
     if not s.get("count"):
         return f"{name}: no texts"
     return (f"{name:<10} n={s['count']:>6}  mean={s['mean']:.1f}  p95={s['p95']:.0f}  max={s['max']}  "
-            f"truncated at {s['max_length']}: {s['truncated']} ({100 * s['truncated_share']:.2f}%)")
+            f"{over} {s['max_length']}: {s['truncated']} ({100 * s['truncated_share']:.2f}%)")

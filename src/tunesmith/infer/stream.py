@@ -182,8 +182,11 @@ def predict_chunk(records_fn: Callable[[list[str]], list[dict]], chunk: list[Ite
 
 def stream_predict(records_fn: Callable[[list[str]], list[dict]], input_path: str | Path,
                    output_path: str | Path | None, *, text_column: str | None = None, resume: bool = False,
-                   chunk_size: int = 2048, max_bytes: int = 1_000_000, progress: bool = True) -> dict:
+                   chunk_size: int = 2048, max_bytes: int = 1_000_000, progress: bool = True,
+                   total: int | None = None) -> dict:
     """Predict every line of input_path into output_path (JSONL), chunk by chunk.
+
+    `total` is the line count when the caller has it already (the progress bar counts otherwise).
 
     output_path None writes to stdout. Returns counts: {"written", "errors", "skipped" (records
     already there on resume), "bad_lines" (the first 20 as (line, why))}.
@@ -205,7 +208,7 @@ def stream_predict(records_fn: Callable[[list[str]], list[dict]], input_path: st
         if k == done - 1 and item.line != last_line:
             raise TunesmithError(f"{output}: its last record is line {last_line}, but record {done} of "
                                  f"{input_path} is line {item.line}; it belongs to another input")
-    bar = _progress(count_lines(input_path), done, progress)
+    bar = _progress(total if total is not None else count_lines(input_path), done, progress)
     counts: dict = {"written": 0, "errors": 0, "skipped": done, "bad_lines": []}
     out = open(output, "a" if resume else "w", encoding="utf-8") if output_path else sys.stdout
     try:

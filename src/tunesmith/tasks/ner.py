@@ -190,7 +190,7 @@ def finetune_ner(cfg: FinetuneConfig, run: Path) -> dict:
     say(f"token lengths (max_length {cfg.model.max_length}; longer sentences are read in windows "
         f"overlapping by {cfg.ner.stride}):")
     for name, st in stats.items():
-        say("  " + format_stats(name, st) + f"  windows={st['windows']}")
+        say("  " + format_stats(name, st, over="windowed beyond") + f"  windows={st['windows']}")
     runs.write_json(run / "token_stats.json", stats)
 
     model, new_weights = load_for_task(ref, "token-classification", labels)
