@@ -118,9 +118,9 @@ def fp32_ceiling(threads: int) -> tuple[float, str]:
     return threads * ghz * per_cycle, f"{threads} cores x {ghz:.2f} GHz x {per_cycle} flop/cycle"
 
 
-def gemm_peak(dtype: torch.dtype, threads: int) -> float:
-    """Measured GFLOP/s of the best of a few large matmuls in `dtype` (the attainable peak)."""
-    torch.set_num_threads(threads)
+def gemm_peak(dtype: torch.dtype) -> float:
+    """Measured GFLOP/s of the best of a few large matmuls in `dtype` (the attainable peak), on
+    the threads configured for the run."""
     best = 0.0
     for m, k, n in ((512, 1536, 384), (2048, 1536, 384), (2048, 384, 1536), (4096, 1024, 1024)):
         a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
@@ -183,11 +183,11 @@ def run(args) -> int:
             print(f"  {name}: skipped ({type(e).__name__}: {str(e).splitlines()[0][:150]})", flush=True)
     results = measure(contenders, texts, args)
     lengths = [len(x) for x in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
-    peaks = {"fp32": gemm_peak(torch.float32, threads)}
+    peaks = {"fp32": gemm_peak(torch.float32)}
     from ..infer.fast import bf16_supported, default_path
 
     if bf16_supported(torch.device("cpu")):
-        peaks["bf16"] = gemm_peak(torch.bfloat16, threads)
+        peaks["bf16"] = gemm_peak(torch.bfloat16)
     defaults = {"this input": default_path(torch.device("cpu"), len(texts)),
                 "streamed files of 100,000+ texts": default_path(torch.device("cpu"), 10**9)}
     table = report(results, gold, useful_flops(model, lengths), threads, setup, peaks, defaults)

@@ -47,8 +47,9 @@ def _classifier(model, dtype: torch.dtype, always_mask: bool = False):
     model = model.float()
     lean, why = build(model, always_mask)
     if lean is None:
-        return model.to(dtype), _torch_forward(model.to(dtype)), {"lean": why}
-    lean = lean.to(dtype)
+        model = model.to(dtype)
+        return model, _torch_forward(model), {"lean": why}
+    lean = lean.to(dtype)  # casts the wrapped model too
     return model, (lambda batch: lean(**batch)), {"lean": "yes"}
 
 

@@ -104,7 +104,6 @@ class Predictor:
         self.max_length = max_length
         self.max_tokens = max_tokens
         self.max_batch = max_batch
-        self.min_fill = max_tokens // 4  # batches close where the length drops once this full
         self.adapter = adapter  # {"dir", "base"} of an unmerged LoRA adapter, for multi-adapter serving
         # n_texts: how many texts are coming, when known (a streamed file); --fast auto compiles
         # for long inputs only, where the one-off compile time pays off
@@ -151,7 +150,8 @@ class Predictor:
         lengths = [len(ids) for ids in feats["input_ids"]]
         pad_id = self.tokenizer.pad_token_id or 0
         ragged = Ragged(feats)
-        for idx in token_budget_batches(lengths, self.max_tokens, self.max_batch, self.min_fill):
+        # a batch a quarter full also closes where the length drops: most batches hold one length
+        for idx in token_budget_batches(lengths, self.max_tokens, self.max_batch, self.max_tokens // 4):
             batch = pad_batch(ragged, idx, pad_id)
             yield idx, {k: v.to(self.device) for k, v in batch.items()}
 
