@@ -75,15 +75,21 @@ class LeanClassifier(torch.nn.Module):
             if i == len(layers) - 1:  # only [CLS] is read after this layer
                 x = h[:, :1]
                 q = F.linear(x, w[:D], b[:D])
-                k, v = F.linear(h, w[D:], b[D:]).split(D, dim=-1)
+                k, v = self._linear(f"kv{i}", h, w[D:], b[D:]).split(D, dim=-1)
             else:
                 x = h
-                q, k, v = F.linear(h, w, b).split(D, dim=-1)
+                q, k, v = self._linear(f"qkv{i}", h, w, b).split(D, dim=-1)
             ctx = self._attend(q, k, v, mask, layer.attention.self.scaling)
-            out = layer.attention.output
-            a = out.LayerNorm(out.dense(ctx) + x)
-            h = layer.output.LayerNorm(layer.output.dense(layer.intermediate(a)) + a)
+            out, mid = layer.attention.output, layer.intermediate
+            a = out.LayerNorm(self._linear(f"o{i}", ctx, out.dense.weight, out.dense.bias) + x)
+            up = mid.intermediate_act_fn(self._linear(f"up{i}", a, mid.dense.weight, mid.dense.bias))
+            dn = layer.output.dense
+            h = layer.output.LayerNorm(self._linear(f"down{i}", up, dn.weight, dn.bias) + a)
         return self._head(h).float()
+
+    def _linear(self, name: str, x, weight, bias):
+        """One of the encoder's matmuls (`name` says which; the int8 pass replaces this)."""
+        return F.linear(x, weight, bias)
 
     def _attend(self, q, k, v, mask, scale):
         B, L, D = q.shape

@@ -82,13 +82,37 @@ def int8(model, device: torch.device) -> Engine:
     return Engine("int8", model, _torch_forward(model), {"quantized_linears": len(spec)})
 
 
-def _compiled(name: str, model, dtype: torch.dtype) -> Engine:
+def _int8_rows(model, device: torch.device, always_mask: bool = False):
+    """(model in bf16, forward, info): the lean pass with per-row int8 matmuls (infer/int8_lean.py)."""
+    from .encoder import build
+    from .int8_lean import LeanInt8Classifier, supported
+
+    if device.type != "cpu":
+        raise TunesmithError("int8-row runs on the CPU only; use --fast bf16 on a GPU")
+    if not supported():
+        raise TunesmithError("this torch build has no oneDNN int8 linear; use --fast bf16 or int8")
+    model = model.float()
+    lean, why = build(model)  # the lean layout must match the plain forward before it is quantized
+    if lean is None:
+        raise TunesmithError(f"int8-row covers BERT-style sequence classifiers only; this model: {why}")
+    lean = LeanInt8Classifier(model, always_mask).to(torch.bfloat16)
+    return model, (lambda batch: lean(**batch)), {"lean": "yes", "int8_matmuls": len(lean.packed)}
+
+
+def int8_rows(model, device: torch.device) -> Engine:
+    """int8 matmuls with one activation scale per token (oneDNN VNNI kernels), bf16 elsewhere."""
+    model, forward, info = _int8_rows(model, device)
+    return Engine("int8-row", model, forward, info)
+
+
+def _compiled(name: str, prepared) -> Engine:
     """torch.compile (inductor, dynamic shapes: new batch sizes and lengths do not recompile) of
-    the classifier forward. Compiling takes ~10-25 s on 2 cores; where it fails (no C++ compiler, an
-    unsupported op) the eager forward takes over with a warning."""
+    the classifier forward `prepared = (model, eager forward, info)` (built with always_mask=True:
+    no data-dependent branch). Compiling takes ~10-25 s on 2 cores; where it fails (no C++
+    compiler, an unsupported op) the eager forward takes over with a warning."""
     import warnings
 
-    model, eager, info = _classifier(model, dtype, always_mask=True)
+    model, eager, info = prepared
     # tried and not kept: freezing=True (590 -> 609/s, within noise, compile 11 -> 25 s) and
     # max-autotune with the CPP GEMM template (582/s, compile 30 s)
     compiled = torch.compile(eager, dynamic=True)
@@ -112,14 +136,20 @@ def _compiled(name: str, model, dtype: torch.dtype) -> Engine:
 
 def compiled(model, device: torch.device) -> Engine:
     """torch.compile of the float32 forward."""
-    return _compiled("compile", model, torch.float32)
+    return _compiled("compile", _classifier(model, torch.float32, always_mask=True))
 
 
 def bf16_compiled(model, device: torch.device) -> Engine:
     """torch.compile of the bf16 forward: fuses GELU, softmax and add+LayerNorm around the matmuls."""
     if not bf16_supported(device):
         raise TunesmithError(f"bf16 is not supported on this {device.type.upper()}; use --fast compile")
-    return _compiled("bf16-compile", model, torch.bfloat16)
+    return _compiled("bf16-compile", _classifier(model, torch.bfloat16, always_mask=True))
+
+
+def int8_rows_compiled(model, device: torch.device) -> Engine:
+    """torch.compile of the int8-row forward: the per-token quantize and the rescale + bias fuse
+    with LayerNorm / GELU around the int8 GEMMs (eager, they eat the GEMMs' gain)."""
+    return _compiled("int8-row-compile", _int8_rows(model, device, always_mask=True))
 
 
 def onnx(model, device: torch.device, quantize: bool = False) -> Engine:
@@ -136,19 +166,23 @@ def onnx_int8(model, device: torch.device) -> Engine:
 
 PATHS: dict[str, Callable[[torch.nn.Module, torch.device], Engine]] = {
     "fp32": fp32, "bf16": bf16, "int8": int8, "compile": compiled, "bf16-compile": bf16_compiled,
-    "onnx": onnx, "onnx-int8": onnx_int8,
+    "onnx": onnx, "onnx-int8": onnx_int8, "int8-row": int8_rows,
+    "int8-row-compile": int8_rows_compiled,
 }
 
 # The default, chosen by `tunesmith bench infer` (docs/inference.md): the fastest path whose
 # accuracy stays within 0.5 points of fp32 and that changes at most 1% of labels. On the 2-core
 # AVX512-BF16 EPYC (1,057 movie-review sentences, 2026-11-25) bf16 ran 4.66x the pipeline with
-# 0.09% of labels changed; int8 (torch and ONNX Runtime) changed 2.5-4% of labels, so it is opt-in.
-# torch.compile adds ~10% more (5.16x) but costs ~12 s once, which pays off from ~60,000 texts:
-# inputs known to hold 100,000+ (streamed files) get the compiled variant.
+# 0.09% of labels changed; per-tensor int8 (torch and ONNX Runtime) changed 2.5-4% of labels, so it
+# is opt-in. torch.compile adds ~10% more (5.16x) but costs ~12 s once, which pays off from ~60,000
+# texts: inputs known to hold 100,000+ (streamed files) get a compiled path. Per-token int8
+# (int8-row) changes labels by a model-dependent amount (0.66% there), so it becomes the compiled
+# default only for runs whose held-out check cleared it (infer/verify.py); eager it is no faster
+# than bf16 (quantizing costs what the int8 GEMMs save), so short inputs stay on bf16.
 DEFAULT_CPU = "bf16"
 DEFAULT_CUDA = "bf16"
 COMPILE_FROM = 100_000
-COMPILED = {"bf16": "bf16-compile", "fp32": "compile"}
+COMPILED = {"bf16": "bf16-compile", "fp32": "compile", "int8-row": "int8-row-compile"}
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -160,16 +194,24 @@ def bf16_supported(device: torch.device) -> bool:
         return False
 
 
-def default_path(device: torch.device, n_texts: int | None = None) -> str:
-    """What --fast auto runs: bf16 where the hardware has it, else fp32; compiled for long inputs."""
+def default_path(device: torch.device, n_texts: int | None = None, verified=frozenset()) -> str:
+    """What --fast auto runs: bf16 where the hardware has it, else fp32; compiled for long inputs,
+    int8-row compiled when the model's held-out check cleared it (`verified`, infer/verify.py)."""
+    from .int8_lean import supported as int8_supported
+
     best = DEFAULT_CUDA if device.type == "cuda" else DEFAULT_CPU
     best = best if best != "bf16" or bf16_supported(device) else "fp32"
-    return COMPILED.get(best, best) if n_texts is not None and n_texts >= COMPILE_FROM else best
+    if n_texts is None or n_texts < COMPILE_FROM:
+        return best
+    if device.type == "cpu" and "int8-row" in verified and int8_supported():
+        best = "int8-row"
+    return COMPILED.get(best, best)
 
 
-def build_engine(name: str, model, device: torch.device, n_texts: int | None = None) -> Engine:
-    """The engine `name` around `model` ('auto' picks the default for the device and, when known,
-    the number of texts to come).
+def build_engine(name: str, model, device: torch.device, n_texts: int | None = None,
+                 verified=frozenset()) -> Engine:
+    """The engine `name` around `model` ('auto' picks the default for the device, the number of
+    texts to come when known, and the inexact paths the model was `verified` for).
 
     Example:
         >>> engine = build_engine("fp32", model, torch.device("cpu"))
@@ -177,7 +219,7 @@ def build_engine(name: str, model, device: torch.device, n_texts: int | None = N
         torch.Size([2, 2])
     """
     if name == "auto":
-        name = default_path(device, n_texts)
+        name = default_path(device, n_texts, verified)
     if name not in PATHS:
         raise TunesmithError(f"unknown fast path '{name}'; choose one of auto, {', '.join(PATHS)}")
     return PATHS[name](model, device)

@@ -17,6 +17,7 @@ from ..errors import TunesmithError
 from ..models import ModelRef, load_for_task, load_tokenizer, resolve
 from .batching import Ragged, in_input_order, pad_batch, token_budget_batches
 from .fast import build_engine
+from .verify import verified_paths
 from .threads import configure_threads
 
 TASK_ALIASES = {"ner": "token-classification", "mlm": "fill-mask", "clm": "generation",
@@ -95,7 +96,7 @@ class Predictor:
     def __init__(self, model, tokenizer, task: str = "classification", max_length: int = 128,
                  max_tokens: int = 2048, device: str | None = None, fast: str = "fp32",
                  threads: int | None = None, max_batch: int = 256, adapter: dict | None = None,
-                 n_texts: int | None = None):
+                 n_texts: int | None = None, verified=frozenset()):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cpu":
             self.threads = configure_threads(threads)
@@ -106,8 +107,9 @@ class Predictor:
         self.max_batch = max_batch
         self.adapter = adapter  # {"dir", "base"} of an unmerged LoRA adapter, for multi-adapter serving
         # n_texts: how many texts are coming, when known (a streamed file); --fast auto compiles
-        # for long inputs only, where the one-off compile time pays off
-        self.engine = build_engine(fast, model.to(self.device).eval(), self.device, n_texts)
+        # for long inputs only, where the one-off compile time pays off; verified: the inexact
+        # paths a run's held-out check cleared for auto (infer/verify.py)
+        self.engine = build_engine(fast, model.to(self.device).eval(), self.device, n_texts, verified)
         self.model = self.engine.module if self.engine.module is not None else model
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)] \
             if self.task in ("classification", "token-classification") else None
@@ -125,6 +127,7 @@ class Predictor:
             model = load_run_model(path, {**info, "task": run_task})
             tok = load_tokenizer(ModelRef(str(spec), str(path / "model"), "run", run=path))
             kwargs.setdefault("max_length", info.get("max_length") or default_max_length(tok, model.config))
+            kwargs.setdefault("verified", verified_paths(path))
             if info.get("method") == "lora":
                 kwargs.setdefault("adapter", {"dir": str(path / "model"), "base": info.get("base_model_path")})
             return cls(model, prepare_tokenizer(tok, run_task), run_task, **kwargs)

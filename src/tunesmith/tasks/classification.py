@@ -146,12 +146,13 @@ def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, 
     predictor = Predictor(merged, tokenizer, "classification", cfg.model.max_length)
     evaluation = {s: evaluate_rows(predictor, data.splits[s], data.labels, s)
                   for s in ("validation", "test") if data.splits.get(s)}
+    fast_paths = check_fast_paths(run, cfg, data, merged, tokenizer, predictor)
     n_train = len(data.splits["train"])
     report = {
         "task": "classification", "model": cfg.model.name, "data": cfg.data.train or cfg.data.dataset,
         "method": cfg.method.name, "labels": data.labels, "data_info": data.info,
         "learning_rate": cfg.learning_rate(), "params": params, "token_stats": stats,
-        "newly_initialised": new_weights, "evaluation": evaluation,
+        "newly_initialised": new_weights, "evaluation": evaluation, "fast_paths": fast_paths,
         "training": {"steps": steps, "epochs": float(result.metrics.get("epoch", cfg.train.epochs)),
                      "seconds": round(seconds, 2), "train_loss": result.training_loss,
                      "samples_per_second": round(result.metrics.get("train_samples_per_second", 0.0), 2),
@@ -168,6 +169,30 @@ def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, 
     if main:
         say(f"confusion matrix ({main['split']}):\n" + format_confusion(main["confusion_matrix"], main["labels"]))
     return report
+
+
+def check_fast_paths(run, cfg, data, model, tokenizer, predictor) -> dict:
+    """Run the inexact fast paths (int8-row) on the held-out split and record whether `--fast auto`
+    may use them for this run (infer/verify.py): {path: check}."""
+    from ..infer.verify import check_paths, write_record
+
+    split = "test" if data.splits.get("test") else "validation"
+    rows = data.splits.get(split) or []
+    if not rows or not runs.is_main_process():
+        return {}
+    texts, label2id = [r["text"] for r in rows], {l: i for i, l in enumerate(data.labels)}
+    ref = predictor.logits(texts).argmax(-1).tolist()
+    checks = check_paths(model, tokenizer, texts, [label2id[r["label"]] for r in rows], ref,
+                         cfg.model.max_length)
+    write_record(run, checks, f"{split} split ({len(rows)} texts)")
+    for path, c in checks.items():
+        if "texts" in c:
+            say(f"fast path {path}: {c['labels_changed_pct']:.2f}% of {split} labels changed, accuracy "
+                f"{c['accuracy']:.2f} vs {c['fp32_accuracy']:.2f} -> "
+                + ("used by --fast auto for large inputs" if c["default_ok"] else f"opt-in only ({c['why']})"))
+        else:
+            say(f"fast path {path}: not available ({c['why']})")
+    return checks
 
 
 def prepare_run(cfg: FinetuneConfig) -> Path:
