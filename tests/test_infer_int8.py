@@ -153,3 +153,31 @@ def test_finetune_records_the_check_and_predict_auto_reads_it(tmp_path, tiny_ber
     assert json.loads((run / "report.json").read_text())["fast_paths"]["int8-row"] == check
     assert Predictor.load(run, fast="auto", n_texts=COMPILE_FROM).engine.name == "int8-row-compile"
     assert Predictor.load(run, fast="auto", n_texts=10).engine.name in ("bf16", "fp32")
+
+
+def test_bench_record_writes_the_check_for_an_existing_run(tmp_path, tiny_bert, tok, capsys, monkeypatch):
+    from tunesmith.cli import main
+    from tunesmith.infer import verify
+
+    run = tmp_path / "run"
+    _cls(tiny_bert).save_pretrained(run / "model")
+    tok.save_pretrained(run / "model")
+    (run / "run.json").write_text(json.dumps({"status": "complete", "task": "classification", "method": "full",
+                                              "labels": ["LABEL_0", "LABEL_1", "LABEL_2"], "max_length": 32}))
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"\"{r['text']}\",LABEL_{i % 3}\n"
+                                             for i, r in enumerate(sentiment_rows(40, seed=9))))
+    argv = ["bench", "infer", "--model", str(run), "--data", str(data), "--rounds", "1",
+            "--textbook-limit", "5", "--record"]
+    assert main(argv + ["--paths", "bf16"]) == 2  # nothing to record: a clear error, no file
+    assert "--record needs --paths to include int8-row" in capsys.readouterr().err
+    assert not (run / verify.RECORD).exists()
+    monkeypatch.setattr(verify, "MIN_TEXTS", 5)
+    monkeypatch.setattr(verify, "MAX_CHANGED_PCT", 100.0)
+    monkeypatch.setattr(verify, "MAX_ACCURACY_DROP", 100.0)
+    assert main(argv + ["--paths", "int8-row"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((run / verify.RECORD).read_text())
+    assert record["paths"]["int8-row"]["texts"] == 40 and record["paths"]["int8-row"]["default_ok"]
+    assert "int8-row cleared for --fast auto" in out
+    assert "for streamed files of 100,000+ texts: int8-row-compile -> not measured" in out

