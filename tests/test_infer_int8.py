@@ -118,12 +118,12 @@ def test_auto_uses_int8_row_only_when_verified_and_long(tmp_path):
     from tunesmith.infer.verify import RECORD, verified_paths, write_record
 
     cpu = torch.device("cpu")
-    assert default_path(cpu, COMPILE_FROM, frozenset({"int8-row"})) == "int8-row-compile"
-    assert default_path(cpu, 10, frozenset({"int8-row"})) in ("bf16", "fp32")  # eager int8 is no faster
+    assert default_path(cpu, COMPILE_FROM, frozenset({"int8-row-compile"})) == "int8-row-compile"
+    assert default_path(cpu, 10, frozenset({"int8-row-compile"})) in ("bf16", "fp32")  # eager int8 is no faster
     assert default_path(cpu, COMPILE_FROM) in ("bf16-compile", "compile")  # not verified
     assert verified_paths(tmp_path) == frozenset()  # no record
-    write_record(tmp_path, {"int8-row": {"default_ok": True}, "other": {"default_ok": False}}, "test")
-    assert verified_paths(tmp_path) == {"int8-row"}
+    write_record(tmp_path, {"int8-row-compile": {"default_ok": True}, "other": {"default_ok": False}}, "test")
+    assert verified_paths(tmp_path) == {"int8-row-compile"}
     (tmp_path / RECORD).write_text("{not json")
     assert verified_paths(tmp_path) == frozenset()  # a damaged record clears nothing
 
@@ -148,9 +148,9 @@ def test_finetune_records_the_check_and_predict_auto_reads_it(tmp_path, tiny_ber
     assert main(["finetune", "--model", str(tiny_bert), "--data", str(data), "--epochs", "1",
                  "--output", str(run)]) == 0
     record = json.loads((run / verify.RECORD).read_text())
-    check = record["paths"]["int8-row"]
+    check = record["paths"]["int8-row-compile"]
     assert check["texts"] == 12 and check["default_ok"] and record["checked_on"].startswith("test split")
-    assert json.loads((run / "report.json").read_text())["fast_paths"]["int8-row"] == check
+    assert json.loads((run / "report.json").read_text())["fast_paths"]["int8-row-compile"] == check
     assert Predictor.load(run, fast="auto", n_texts=COMPILE_FROM).engine.name == "int8-row-compile"
     assert Predictor.load(run, fast="auto", n_texts=10).engine.name in ("bf16", "fp32")
 
@@ -170,14 +170,15 @@ def test_bench_record_writes_the_check_for_an_existing_run(tmp_path, tiny_bert, 
     argv = ["bench", "infer", "--model", str(run), "--data", str(data), "--rounds", "1",
             "--textbook-limit", "5", "--record"]
     assert main(argv + ["--paths", "bf16"]) == 2  # nothing to record: a clear error, no file
-    assert "--record needs --paths to include int8-row" in capsys.readouterr().err
+    assert "--record needs --paths to include int8-row-compile" in capsys.readouterr().err
     assert not (run / verify.RECORD).exists()
     monkeypatch.setattr(verify, "MIN_TEXTS", 5)
     monkeypatch.setattr(verify, "MAX_CHANGED_PCT", 100.0)
     monkeypatch.setattr(verify, "MAX_ACCURACY_DROP", 100.0)
-    assert main(argv + ["--paths", "int8-row"]) == 0
+    assert main(argv + ["--paths", "int8-row-compile"]) == 0
     out = capsys.readouterr().out
     record = json.loads((run / verify.RECORD).read_text())
-    assert record["paths"]["int8-row"]["texts"] == 40 and record["paths"]["int8-row"]["default_ok"]
-    assert "int8-row cleared for --fast auto" in out
-    assert "for streamed files of 100,000+ texts: int8-row-compile -> not measured" in out
+    check = record["paths"]["int8-row-compile"]
+    assert check["texts"] == 40 and check["default_ok"]
+    assert "int8-row-compile cleared for --fast auto" in out
+    assert "for streamed files of 100,000+ texts: int8-row-compile -> " in out

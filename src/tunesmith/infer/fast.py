@@ -175,10 +175,11 @@ PATHS: dict[str, Callable[[torch.nn.Module, torch.device], Engine]] = {
 # AVX512-BF16 EPYC (1,057 movie-review sentences, 2026-11-25) bf16 ran 4.66x the pipeline with
 # 0.09% of labels changed; per-tensor int8 (torch and ONNX Runtime) changed 2.5-4% of labels, so it
 # is opt-in. torch.compile adds ~10% more (5.16x) but costs ~12 s once, which pays off from ~60,000
-# texts: inputs known to hold 100,000+ (streamed files) get a compiled path. Per-token int8
-# (int8-row) changes labels by a model-dependent amount (0.66% there), so it becomes the compiled
-# default only for runs whose held-out check cleared it (infer/verify.py); eager it is no faster
-# than bf16 (quantizing costs what the int8 GEMMs save), so short inputs stay on bf16.
+# texts: inputs known to hold 100,000+ (streamed files) get a compiled path. Compiled per-token
+# int8 (int8-row-compile: 7.0x pipeline, 24.4x textbook) changes labels by a model-dependent amount
+# (0.85% there), so it is that default only for runs whose held-out check cleared it
+# (infer/verify.py); eager int8-row is no faster than bf16 (quantizing costs what the int8 GEMMs
+# save), so short inputs stay on bf16.
 DEFAULT_CPU = "bf16"
 DEFAULT_CUDA = "bf16"
 COMPILE_FROM = 100_000
@@ -196,15 +197,15 @@ def bf16_supported(device: torch.device) -> bool:
 
 def default_path(device: torch.device, n_texts: int | None = None, verified=frozenset()) -> str:
     """What --fast auto runs: bf16 where the hardware has it, else fp32; compiled for long inputs,
-    int8-row compiled when the model's held-out check cleared it (`verified`, infer/verify.py)."""
+    int8-row-compile when the model's held-out check cleared it (`verified`, infer/verify.py)."""
     from .int8_lean import supported as int8_supported
 
     best = DEFAULT_CUDA if device.type == "cuda" else DEFAULT_CPU
     best = best if best != "bf16" or bf16_supported(device) else "fp32"
     if n_texts is None or n_texts < COMPILE_FROM:
         return best
-    if device.type == "cpu" and "int8-row" in verified and int8_supported():
-        best = "int8-row"
+    if device.type == "cpu" and "int8-row-compile" in verified and int8_supported():
+        return "int8-row-compile"
     return COMPILED.get(best, best)
 
 
