@@ -114,12 +114,14 @@ def test_judge_applies_the_rule():
 
 
 def test_auto_uses_int8_row_only_when_verified_and_long(tmp_path):
-    from tunesmith.infer.fast import COMPILE_FROM, default_path
+    from tunesmith.infer.fast import COMPILE_FROM, INT8_COMPILE_FROM, default_path
     from tunesmith.infer.verify import RECORD, verified_paths, write_record
 
-    cpu = torch.device("cpu")
-    assert default_path(cpu, COMPILE_FROM, frozenset({"int8-row-compile"})) == "int8-row-compile"
-    assert default_path(cpu, 10, frozenset({"int8-row-compile"})) in ("bf16", "fp32")  # eager int8 is no faster
+    cpu, cleared = torch.device("cpu"), frozenset({"int8-row-compile"})
+    assert INT8_COMPILE_FROM < COMPILE_FROM  # it gains more than bf16-compile, so it pays off sooner
+    assert default_path(cpu, INT8_COMPILE_FROM, cleared) == "int8-row-compile"
+    assert default_path(cpu, INT8_COMPILE_FROM - 1, cleared) in ("bf16", "fp32")  # eager int8 is no faster
+    assert default_path(cpu, INT8_COMPILE_FROM) in ("bf16", "fp32")
     assert default_path(cpu, COMPILE_FROM) in ("bf16-compile", "compile")  # not verified
     assert verified_paths(tmp_path) == frozenset()  # no record
     write_record(tmp_path, {"int8-row-compile": {"default_ok": True}, "other": {"default_ok": False}}, "test")
@@ -133,7 +135,7 @@ def test_finetune_records_the_check_and_predict_auto_reads_it(tmp_path, tiny_ber
 
     from tunesmith.cli import main
     from tunesmith.infer import verify
-    from tunesmith.infer.fast import COMPILE_FROM
+    from tunesmith.infer.fast import INT8_COMPILE_FROM
     from tunesmith.infer.predictor import Predictor
 
     data = tmp_path / "reviews.csv"
@@ -151,7 +153,7 @@ def test_finetune_records_the_check_and_predict_auto_reads_it(tmp_path, tiny_ber
     check = record["paths"]["int8-row-compile"]
     assert check["texts"] == 12 and check["default_ok"] and record["checked_on"].startswith("test split")
     assert json.loads((run / "report.json").read_text())["fast_paths"]["int8-row-compile"] == check
-    assert Predictor.load(run, fast="auto", n_texts=COMPILE_FROM).engine.name == "int8-row-compile"
+    assert Predictor.load(run, fast="auto", n_texts=INT8_COMPILE_FROM).engine.name == "int8-row-compile"
     assert Predictor.load(run, fast="auto", n_texts=10).engine.name in ("bf16", "fp32")
 
 

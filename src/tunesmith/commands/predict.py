@@ -32,8 +32,8 @@ def register(sub) -> None:
     p.add_argument("--task", help="task for a model that is not a run (default: from its architecture)")
     p.add_argument("--fast", default="auto",
                    help="execution path: auto (bf16 where the CPU/GPU has it, else fp32; compiled for "
-                        "inputs of 100,000+ lines, with per-token int8 matmuls where the run's held-out "
-                        "check cleared them: its inference.json), fp32, bf16, int8, int8-row, compile, "
+                        "inputs of 100,000+ lines; int8-row-compile from 30,000 lines for a run whose "
+                        "held-out check cleared it, see its inference.json), fp32, bf16, int8, int8-row, compile, "
                         "bf16-compile, int8-row-compile, onnx, onnx-int8 (numbers: tunesmith bench infer)")
     p.add_argument("--threads", type=int, help="CPU threads (default: physical cores, or $TUNESMITH_THREADS)")
     p.add_argument("--max-tokens", type=int, default=2048, help="token budget per batch (count x longest)")

@@ -176,13 +176,14 @@ PATHS: dict[str, Callable[[torch.nn.Module, torch.device], Engine]] = {
 # 0.09% of labels changed; per-tensor int8 (torch and ONNX Runtime) changed 2.5-4% of labels, so it
 # is opt-in. torch.compile adds ~10% more (5.16x) but costs ~12 s once, which pays off from ~60,000
 # texts: inputs known to hold 100,000+ (streamed files) get a compiled path. Compiled per-token
-# int8 (int8-row-compile: 7.0x pipeline, 24.4x textbook) changes labels by a model-dependent amount
-# (0.85% there), so it is that default only for runs whose held-out check cleared it
-# (infer/verify.py); eager int8-row is no faster than bf16 (quantizing costs what the int8 GEMMs
-# save), so short inputs stay on bf16.
+# int8 (int8-row-compile: 847/s, 7.3x pipeline, 24.1x textbook, setup 10-16 s) changes labels by a
+# model-dependent amount (0.85% there), so it is that default only for runs whose held-out check
+# cleared it (infer/verify.py), from 30,000 texts (break-even with bf16 at 15,000-25,000); eager
+# int8-row is no faster than bf16 (quantizing costs what the int8 GEMMs save).
 DEFAULT_CPU = "bf16"
 DEFAULT_CUDA = "bf16"
 COMPILE_FROM = 100_000
+INT8_COMPILE_FROM = 30_000
 COMPILED = {"bf16": "bf16-compile", "fp32": "compile", "int8-row": "int8-row-compile"}
 
 
@@ -202,11 +203,12 @@ def default_path(device: torch.device, n_texts: int | None = None, verified=froz
 
     best = DEFAULT_CUDA if device.type == "cuda" else DEFAULT_CPU
     best = best if best != "bf16" or bf16_supported(device) else "fp32"
-    if n_texts is None or n_texts < COMPILE_FROM:
+    if n_texts is None:
         return best
-    if device.type == "cpu" and "int8-row-compile" in verified and int8_supported():
+    if n_texts >= INT8_COMPILE_FROM and device.type == "cpu" and "int8-row-compile" in verified \
+            and int8_supported():
         return "int8-row-compile"
-    return COMPILED.get(best, best)
+    return COMPILED.get(best, best) if n_texts >= COMPILE_FROM else best
 
 
 def build_engine(name: str, model, device: torch.device, n_texts: int | None = None,

@@ -186,12 +186,12 @@ def check_fast_paths(run, cfg, data, model, tokenizer, predictor) -> dict:
                          cfg.model.max_length)
     write_record(run, checks, f"{split} split ({len(rows)} texts)")
     for path, c in checks.items():
-        if "texts" in c:
+        if "labels_changed_pct" in c:
             say(f"fast path {path}: {c['labels_changed_pct']:.2f}% of {split} labels changed, accuracy "
                 f"{c['accuracy']:.2f} vs {c['fp32_accuracy']:.2f} -> "
                 + ("used by --fast auto for large inputs" if c["default_ok"] else f"opt-in only ({c['why']})"))
         else:
-            say(f"fast path {path}: not available ({c['why']})")
+            say(f"fast path {path}: not checked ({c['why']})")
     return checks
 
 
