@@ -113,11 +113,14 @@ def test_judge_applies_the_rule():
     assert not few["default_ok"] and "only 10 held-out texts" in few["why"]
 
 
-def test_auto_uses_int8_row_only_when_verified_and_long(tmp_path):
+def test_auto_uses_int8_row_only_when_verified_and_long(tmp_path, monkeypatch):
     from tunesmith.infer.fast import COMPILE_FROM, INT8_COMPILE_FROM, default_path
     from tunesmith.infer.verify import RECORD, verified_paths, write_record
 
     cpu, cleared = torch.device("cpu"), frozenset({"int8-row-compile"})
+    monkeypatch.setattr(int8_lean, "vnni", lambda: False)  # no int8 dot products: not worth it
+    assert default_path(cpu, COMPILE_FROM, cleared) in ("bf16-compile", "compile")
+    monkeypatch.setattr(int8_lean, "vnni", lambda: True)
     assert INT8_COMPILE_FROM < COMPILE_FROM  # it gains more than bf16-compile, so it pays off sooner
     assert default_path(cpu, INT8_COMPILE_FROM, cleared) == "int8-row-compile"
     assert default_path(cpu, INT8_COMPILE_FROM - 1, cleared) in ("bf16", "fp32")  # eager int8 is no faster
@@ -143,6 +146,7 @@ def test_finetune_records_the_check_and_predict_auto_reads_it(tmp_path, tiny_ber
         w = csv.DictWriter(f, fieldnames=["text", "label"])
         w.writeheader()
         w.writerows(sentiment_rows(120))
+    monkeypatch.setattr(int8_lean, "vnni", lambda: True)  # whatever CPU runs the tests
     monkeypatch.setattr(verify, "MIN_TEXTS", 5)  # the tiny test split has 12 texts
     monkeypatch.setattr(verify, "MAX_CHANGED_PCT", 100.0)
     monkeypatch.setattr(verify, "MAX_ACCURACY_DROP", 100.0)
@@ -174,6 +178,7 @@ def test_bench_record_writes_the_check_for_an_existing_run(tmp_path, tiny_bert, 
     assert main(argv + ["--paths", "bf16"]) == 2  # nothing to record: a clear error, no file
     assert "--record needs --paths to include int8-row-compile" in capsys.readouterr().err
     assert not (run / verify.RECORD).exists()
+    monkeypatch.setattr(int8_lean, "vnni", lambda: True)
     monkeypatch.setattr(verify, "MIN_TEXTS", 5)
     monkeypatch.setattr(verify, "MAX_CHANGED_PCT", 100.0)
     monkeypatch.setattr(verify, "MAX_ACCURACY_DROP", 100.0)

@@ -199,14 +199,14 @@ def bf16_supported(device: torch.device) -> bool:
 def default_path(device: torch.device, n_texts: int | None = None, verified=frozenset()) -> str:
     """What --fast auto runs: bf16 where the hardware has it, else fp32; compiled for long inputs,
     int8-row-compile when the model's held-out check cleared it (`verified`, infer/verify.py)."""
-    from .int8_lean import supported as int8_supported
+    from .int8_lean import supported as int8_supported, vnni
 
     best = DEFAULT_CUDA if device.type == "cuda" else DEFAULT_CPU
     best = best if best != "bf16" or bf16_supported(device) else "fp32"
     if n_texts is None:
         return best
     if n_texts >= INT8_COMPILE_FROM and device.type == "cpu" and "int8-row-compile" in verified \
-            and int8_supported():
+            and int8_supported() and vnni():
         return "int8-row-compile"
     return COMPILED.get(best, best) if n_texts >= COMPILE_FROM else best
 

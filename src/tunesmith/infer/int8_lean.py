@@ -22,6 +22,17 @@ def supported() -> bool:
         and torch.backends.mkldnn.is_available()
 
 
+def vnni() -> bool:
+    """The CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX): where int8 GEMMs
+    beat bf16/fp32 ones. Without them `--fast auto` does not pick int8-row (it may still be asked for)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+
+
 def pack(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(packed int8 weight, float32 scale per output channel, zero points) of a (out, in) weight."""
     w = weight.detach().float()
