@@ -34,8 +34,8 @@ def judge(pred: list[int], ref: list[int], gold: list[int]) -> dict:
            f"{changed:.2f}% of labels changed (max {MAX_CHANGED_PCT}%)" if changed > MAX_CHANGED_PCT else
            f"accuracy {acc0 - acc:.2f} points lower (max {MAX_ACCURACY_DROP})" if acc0 - acc > MAX_ACCURACY_DROP
            else "")
-    return {"texts": n, "labels_changed_pct": round(changed, 3), "accuracy": round(acc, 3),
-            "fp32_accuracy": round(acc0, 3), "default_ok": not why, "why": why or "within the rule"}
+    return {"texts": n, "labels_changed_pct": round(changed, 3), "accuracy": round(acc, 2),
+            "fp32_accuracy": round(acc0, 2), "default_ok": not why, "why": why or "within the rule"}
 
 
 def check_paths(model, tokenizer, texts: list[str], gold: list[int], ref: list[int], max_length: int,

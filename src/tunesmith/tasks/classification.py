@@ -168,6 +168,7 @@ def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, 
     main = evaluation.get("test") or evaluation.get("validation")
     if main:
         say(f"confusion matrix ({main['split']}):\n" + format_confusion(main["confusion_matrix"], main["labels"]))
+    say_fast_paths(fast_paths, "test" if data.splits.get("test") else "validation")
     return report
 
 
@@ -185,14 +186,17 @@ def check_fast_paths(run, cfg, data, model, tokenizer, predictor) -> dict:
     checks = check_paths(model, tokenizer, texts, [label2id[r["label"]] for r in rows], ref,
                          cfg.model.max_length)
     write_record(run, checks, f"{split} split ({len(rows)} texts)")
+    return checks
+
+
+def say_fast_paths(checks: dict, split: str) -> None:
     for path, c in checks.items():
         if "labels_changed_pct" in c:
-            say(f"fast path {path}: {c['labels_changed_pct']:.2f}% of {split} labels changed, accuracy "
-                f"{c['accuracy']:.2f} vs {c['fp32_accuracy']:.2f} -> "
-                + ("used by --fast auto for large inputs" if c["default_ok"] else f"opt-in only ({c['why']})"))
+            say(f"fast path {path}: {c['labels_changed_pct']:.2f}% of {split} labels changed vs fp32, "
+                f"accuracy {c['accuracy']:.2f}% vs {c['fp32_accuracy']:.2f}% -> "
+                + ("--fast auto uses it for long inputs" if c["default_ok"] else f"opt-in only ({c['why']})"))
         else:
             say(f"fast path {path}: not checked ({c['why']})")
-    return checks
 
 
 def prepare_run(cfg: FinetuneConfig) -> Path:
