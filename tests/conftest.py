@@ -63,6 +63,24 @@ def tiny_bert(_tiny_bert_master, tmp_path) -> Path:
     return dst
 
 
+@pytest.fixture
+def tok(tiny_bert):
+    """The tiny BERT's tokenizer."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_bert)
+
+
+def tiny_classifier(tiny_bert: Path, **cfg):
+    """A 3-label sequence classifier on the tiny BERT, seeded head, eval mode."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(tiny_bert, num_labels=3, **cfg)
+    torch.manual_seed(1)
+    return AutoModelForSequenceClassification.from_pretrained(tiny_bert, config=config).eval()
+
+
 def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
     """Separable toy sentiment: positive rows use POS words, negative rows NEG words."""
     rng = random.Random(seed)

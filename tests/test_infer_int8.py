@@ -7,27 +7,12 @@ import json
 import pytest
 import torch
 
-from conftest import sentiment_rows
+from conftest import sentiment_rows, tiny_classifier as _cls
 
 int8_lean = pytest.importorskip("tunesmith.infer.int8_lean")
 pytestmark = pytest.mark.skipif(not int8_lean.supported(), reason="no oneDNN int8 linear in this torch")
 
 TEXTS = [r["text"] for r in sentiment_rows(30, seed=7)] + ["ok", "bad " * 50]
-
-
-@pytest.fixture
-def tok(tiny_bert):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_bert)
-
-
-def _cls(tiny_bert, **cfg):
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    config = AutoConfig.from_pretrained(tiny_bert, num_labels=3, **cfg)
-    torch.manual_seed(1)
-    return AutoModelForSequenceClassification.from_pretrained(tiny_bert, config=config).eval()
 
 
 def test_int8_linear_is_close_to_the_float_matmul_row_by_row():

@@ -9,24 +9,9 @@ import warnings
 import pytest
 import torch
 
-from conftest import sentiment_rows
+from conftest import sentiment_rows, tiny_classifier as _cls
 
 TEXTS = [r["text"] for r in sentiment_rows(30, seed=5)] + ["ok", "bad " * 50]
-
-
-@pytest.fixture
-def tok(tiny_bert):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_bert)
-
-
-def _cls(tiny_bert, **cfg):
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    config = AutoConfig.from_pretrained(tiny_bert, num_labels=3, **cfg)
-    torch.manual_seed(1)
-    return AutoModelForSequenceClassification.from_pretrained(tiny_bert, config=config).eval()
 
 
 def _plain(model, tok, texts, max_length=64):
