@@ -108,7 +108,8 @@ def int8_rows(model, device: torch.device) -> Engine:
 def _compiled(name: str, prepared) -> Engine:
     """torch.compile (inductor, dynamic shapes: new batch sizes and lengths do not recompile) of
     the classifier forward `prepared = (model, eager forward, info)` (built with always_mask=True:
-    no data-dependent branch). Compiling takes ~10-25 s on 2 cores; where it fails (no C++
+    no data-dependent branch). Compiling takes 4-5 s on 2 cores when inductor's on-disk cache
+    (/tmp/torchinductor_$USER) holds the kernels, 33-37 s the first time; where it fails (no C++
     compiler, an unsupported op) the eager forward takes over with a warning."""
     import warnings
 
@@ -122,7 +123,10 @@ def _compiled(name: str, prepared) -> Engine:
         if batch["input_ids"].shape[0] == 1:  # a lone text would make dynamo specialise and
             return eager(batch)               # compile a second graph (~12 s) for batch size 1
         try:
-            return state["fn"](batch)
+            # float attributes (attention scaling, LayerNorm eps) would otherwise be traced as
+            # symbolic and make dynamo restart its analysis: 11.7 -> 4.3 s of setup with a warm cache
+            with torch._dynamo.config.patch(specialize_float=True):
+                return state["fn"](batch)
         except Exception as e:
             if state["fn"] is eager:
                 raise
@@ -172,14 +176,15 @@ PATHS: dict[str, Callable[[torch.nn.Module, torch.device], Engine]] = {
 
 # The default, chosen by `tunesmith bench infer` (docs/inference.md): the fastest path whose
 # accuracy stays within 0.5 points of fp32 and that changes at most 1% of labels. On the 2-core
-# AVX512-BF16 EPYC (1,057 movie-review sentences, 2026-11-25) bf16 ran 4.66x the pipeline with
-# 0.09% of labels changed; per-tensor int8 (torch and ONNX Runtime) changed 2.5-4% of labels, so it
-# is opt-in. torch.compile adds ~10% more (5.16x) but costs ~12 s once, which pays off from ~60,000
-# texts: inputs known to hold 100,000+ (streamed files) get a compiled path. Compiled per-token
-# int8 (int8-row-compile: 847/s, 7.3x pipeline, 24.1x textbook, setup 10-16 s) changes labels by a
-# model-dependent amount (0.85% there), so it is that default only for runs whose held-out check
-# cleared it (infer/verify.py), from 30,000 texts (break-even with bf16 at 15,000-25,000); eager
-# int8-row is no faster than bf16 (quantizing costs what the int8 GEMMs save).
+# AVX512-BF16/VNNI EPYC (1,057 movie-review sentences, 2026-11-25 17:03):
+# - bf16 4.62x the pipeline, 0.09% of labels changed: the default for short inputs;
+# - per-tensor int8 (torch, ONNX Runtime) changed 2.5-4% of labels: opt-in;
+# - compiling costs 4-5 s with inductor's on-disk cache warm, 33-37 s cold. bf16-compile gains ~10%
+#   (break-even ~26,000 texts warm, ~200,000 cold): from 100,000 texts (streamed files);
+# - int8-row-compile (per-token int8) 7.26x the pipeline, 24.1x the textbook loop, but it moves
+#   labels by a model-dependent amount (0.85% there): only for runs whose held-out check cleared it
+#   (infer/verify.py), from 30,000 texts (break-even with bf16 ~7,000 warm, ~50,000 cold). Eager
+#   int8-row is no faster than bf16 (its quantize passes cost what the int8 GEMMs save).
 DEFAULT_CPU = "bf16"
 DEFAULT_CUDA = "bf16"
 COMPILE_FROM = 100_000
