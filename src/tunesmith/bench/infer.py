@@ -32,8 +32,8 @@ def add_arguments(p) -> None:
     p.add_argument("--max-tokens", type=int, default=2048, help="tunesmith token budget per batch")
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
     p.add_argument("--record", action="store_true",
-                   help="write this run's int8-row check (labels changed, accuracy on these texts) into "
-                        "its inference.json, as finetune does, so --fast auto may use int8-row for it")
+                   help="write this run's int8-row-compile check (labels changed, accuracy on these texts) "
+                        "into its inference.json, as finetune does, so --fast auto may use it for this run")
 
 
 # ---- inputs ------------------------------------------------------------------------------------
@@ -156,7 +156,6 @@ def run(args) -> int:
     from ..infer.threads import configure_threads
     from ..models import ModelRef, load_tokenizer
     from .. import runs
-
     from ..errors import TunesmithError
     from ..infer.verify import CHECKED
 
@@ -209,7 +208,7 @@ def run(args) -> int:
 
 
 def record_checks(run_dir: Path, results: dict, gold: list[int], args) -> frozenset[str]:
-    """--record: judge the measured int8-row labels by finetune's rule and write inference.json."""
+    """--record: judge the measured int8-row-compile labels by finetune's rule, write inference.json."""
     from ..infer.verify import CHECKED, judge, verified_paths, write_record
 
     ref = results["(c) tunesmith fp32"]["pred"]
