@@ -125,7 +125,7 @@ def _compiled(name: str, prepared) -> Engine:
         try:
             # float attributes (attention scaling, LayerNorm eps) would otherwise be traced as
             # symbolic and make dynamo restart its analysis: 11.7 -> 4.3 s of setup with a warm cache
-            with torch._dynamo.config.patch(specialize_float=True):
+            with _static_floats():
                 return state["fn"](batch)
         except Exception as e:
             if state["fn"] is eager:
@@ -136,6 +136,15 @@ def _compiled(name: str, prepared) -> Engine:
             return eager(batch)
 
     return Engine(name, model, forward, info)
+
+
+def _static_floats():
+    """dynamo's specialize_float=True where this torch has the switch (a no-op elsewhere)."""
+    import contextlib
+
+    config = torch._dynamo.config
+    return config.patch(specialize_float=True) if hasattr(config, "specialize_float") \
+        else contextlib.nullcontext()
 
 
 def compiled(model, device: torch.device) -> Engine:
