@@ -139,6 +139,9 @@ def test_evaluate_and_predict_commands(trained, tmp_path, capsys):
     inp.write_text("great lovely film\n\nawful boring plot\n")
     out = tmp_path / "preds.jsonl"
     assert main(["predict", str(run), "--input", str(inp), "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "execution path: bf16 (--fast auto, 3 texts: the default for this device)" in err \
+        or "execution path: fp32 (--fast auto" in err  # CPUs without bf16
     lines = [json.loads(l) for l in out.read_text().splitlines()]
     assert [l["index"] for l in lines] == [0, 1, 2]
     assert "error" in lines[1] and lines[0]["label"] in ("positive", "negative")

@@ -91,6 +91,8 @@ def run(args) -> int:
             n_texts = None  # unreadable: the streaming reader reports it with its path
     predictor = Predictor.load(args.model, task=args.task, max_tokens=args.max_tokens, fast=args.fast,
                                threads=args.threads, n_texts=n_texts)
+    if args.input:  # which engine runs a long job, and why
+        print(f"execution path: {describe_path(predictor.engine.name, args.fast, n_texts)}", file=sys.stderr)
     kwargs = task_kwargs(predictor.task, args)
     records_fn = lambda texts: predictor.records(texts, **kwargs)
     if args.input:
@@ -109,6 +111,14 @@ def run(args) -> int:
     else:
         sys.stdout.write(lines)
     return 0
+
+
+def describe_path(name: str, asked: str, n_texts: int | None) -> str:
+    if asked != "auto":
+        return name
+    why = "the run's inference.json cleared int8 for it" if name.startswith("int8") else \
+        "compiled for a long input" if name.endswith("compile") else "the default for this device"
+    return f"{name} (--fast auto, {n_texts if n_texts is not None else 'unknown number of'} texts: {why})"
 
 
 def report(counts: dict, args) -> None:
