@@ -46,11 +46,21 @@ def compute_metrics_fn(labels: list[str]):
     return compute
 
 
-def evaluate_rows(predictor: Predictor, rows: list[dict], labels: list[str], split: str) -> dict:
+def predicted_ids(predictor: Predictor, rows: list[dict]) -> list[int]:
+    return predictor.logits([r["text"] for r in rows]).argmax(-1).tolist()
+
+
+def gold_ids(rows: list[dict], labels: list[str]) -> list[int]:
     label2id = {l: i for i, l in enumerate(labels)}
-    logits = predictor.logits([r["text"] for r in rows])
-    m = classification_metrics([label2id[r["label"]] for r in rows], logits.argmax(-1).numpy(), labels)
-    return {"split": split, **m}
+    return [label2id[r["label"]] for r in rows]
+
+
+def split_metrics(pred: list[int], rows: list[dict], labels: list[str], split: str) -> dict:
+    return {"split": split, **classification_metrics(gold_ids(rows, labels), np.asarray(pred), labels)}
+
+
+def evaluate_rows(predictor: Predictor, rows: list[dict], labels: list[str], split: str) -> dict:
+    return split_metrics(predicted_ids(predictor, rows), rows, labels, split)
 
 
 def token_statistics(tokenizer, data: LabelledData, max_length: int) -> dict:
@@ -144,9 +154,10 @@ def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, 
                           result, seconds, steps) -> dict:
     merged = runs.save_artifacts(run, model, tokenizer, cfg.method.name, cfg.output.merge)
     predictor = Predictor(merged, tokenizer, "classification", cfg.model.max_length)
-    evaluation = {s: evaluate_rows(predictor, data.splits[s], data.labels, s)
-                  for s in ("validation", "test") if data.splits.get(s)}
-    fast_paths = check_fast_paths(run, cfg, data, merged, tokenizer, predictor)
+    preds = {s: predicted_ids(predictor, data.splits[s]) for s in ("validation", "test") if data.splits.get(s)}
+    evaluation = {s: split_metrics(p, data.splits[s], data.labels, s) for s, p in preds.items()}
+    held_out = "test" if "test" in preds else "validation"  # what the int8 check runs on
+    fast_paths = check_fast_paths(run, cfg, data, merged, tokenizer, held_out, preds.get(held_out))
     n_train = len(data.splits["train"])
     report = {
         "task": "classification", "model": cfg.model.name, "data": cfg.data.train or cfg.data.dataset,
@@ -168,22 +179,19 @@ def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, 
     main = evaluation.get("test") or evaluation.get("validation")
     if main:
         say(f"confusion matrix ({main['split']}):\n" + format_confusion(main["confusion_matrix"], main["labels"]))
-    say_fast_paths(fast_paths, "test" if data.splits.get("test") else "validation")
+    say_fast_paths(fast_paths, held_out)
     return report
 
 
-def check_fast_paths(run, cfg, data, model, tokenizer, predictor) -> dict:
-    """Run the inexact fast paths (int8-row) on the held-out split and record whether `--fast auto`
-    may use them for this run (infer/verify.py): {path: check}."""
+def check_fast_paths(run, cfg, data, model, tokenizer, split: str, ref: list[int] | None) -> dict:
+    """Run the inexact fast paths (int8-row-compile) on the held-out `split`, whose fp32 labels are
+    `ref`, and record whether `--fast auto` may use them for this run (infer/verify.py)."""
     from ..infer.verify import check_paths, write_record
 
-    split = "test" if data.splits.get("test") else "validation"
-    rows = data.splits.get(split) or []
-    if not rows or not runs.is_main_process():
+    if not ref or not runs.is_main_process():
         return {}
-    texts, label2id = [r["text"] for r in rows], {l: i for i, l in enumerate(data.labels)}
-    ref = predictor.logits(texts).argmax(-1).tolist()
-    checks = check_paths(model, tokenizer, texts, [label2id[r["label"]] for r in rows], ref,
+    rows = data.splits[split]
+    checks = check_paths(model, tokenizer, [r["text"] for r in rows], gold_ids(rows, data.labels), ref,
                          cfg.model.max_length)
     write_record(run, checks, f"{split} split ({len(rows)} texts)")
     return checks
