@@ -219,15 +219,30 @@ class TrainConfig:
     grad_accum: int = opt(1, "gradient accumulation steps (effective batch = batch_size x grad_accum)")
     layer_lr_decay: float = opt(1.0, "layer-wise learning-rate decay: layer i of L gets lr x decay^(L-i); "
                                 "1.0 turns it off")
-    eval_every: int | None = opt(None, "evaluate every N steps (default: once per epoch)")
+    eval_every: int | None = opt(None, "evaluate (and checkpoint) every N steps (default: about 4 times per epoch)")
     early_stopping_patience: int | None = opt(None, "stop after N evaluations without improvement")
     metric: str = opt("f1", "validation metric for early stopping and best model: accuracy | f1")
     group_by_length: bool = opt(True, "batch texts of similar length together (less padding)")
     seed: int = opt(42, "seed for weights of new heads, dropout and data order")
     logging_steps: int = opt(10, "log the training loss every N steps")
     save_total_limit: int = opt(2, "keep at most this many checkpoints")
+    precision: str = opt("auto", "auto | fp32 | bf16 | fp16. auto: bf16 autocast on CPUs with AVX512-BF16 or "
+                         "AMX and on CUDA GPUs with native bf16, fp16 with loss scaling on older GPUs, fp32 "
+                         "otherwise (TF32 matmuls on CUDA); the run log and run.json say which ran and why")
+    time_budget: str | None = opt(None, "wall-time budget of the whole run, e.g. 5m, 90s, 1h30m: the run "
+                                  "measures its step and evaluation speed first and plans its steps, warm-up "
+                                  "and evaluations so that training, evaluation and saving end within it "
+                                  "(train.epochs stays the upper bound)")
+    lean: bool = opt(True, "sequence classifiers of the BERT family: compute the last layer for [CLS] only "
+                     "(same loss and gradients; other models always train with the plain forward)")
 
     def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError("precision must be auto, fp32, bf16 or fp16")
+        if self.time_budget is not None:
+            from .budget import parse_duration
+
+            parse_duration(self.time_budget)  # raises with the accepted forms
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("batch_size and grad_accum must be >= 1")
         if self.metric not in ("accuracy", "f1"):

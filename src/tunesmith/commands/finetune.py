@@ -10,7 +10,8 @@ ALIASES = {"model": "model.name", "data": "data.dataset", "method": "method.name
            "resume": "output.resume", "merge": "output.merge", "task": "model.task",
            "text-column": "data.text_column", "label-column": "data.label_column", "seed": "train.seed",
            "max-length": "model.max_length", "train-file": "data.train", "validation-file": "data.validation",
-           "test-file": "data.test", "augment": "augment.ops"}
+           "test-file": "data.test", "augment": "augment.ops", "time-budget": "train.time_budget",
+           "precision": "train.precision"}
 
 TASKS: dict = {}  # task name -> function(cfg, run) -> report; filled in by task modules
 
@@ -51,6 +52,9 @@ def _method_given(args) -> bool:
 
 def finetune(cfg: FinetuneConfig):
     """Run the pipeline for cfg.model.task; returns (run_dir, report)."""
+    from ..budget import start_clock
+
+    start_clock()  # --time-budget counts from here
     from ..tasks.classification import finetune_classification, prepare_run
     from ..tasks.generation import finetune_generation
     from ..tasks.ner import finetune_ner

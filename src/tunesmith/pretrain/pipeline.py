@@ -137,6 +137,9 @@ def prepare_run(cfg: PretrainConfig) -> Path:
 
 def pretrain(cfg: PretrainConfig) -> tuple[Path, dict]:
     """Run the whole pipeline; returns (run directory, report)."""
+    from ..budget import start_clock
+
+    start_clock()  # --time-budget counts from here
     run = prepare_run(cfg)
     say(f"run directory: {run}")
     ref = resolve(cfg.model.name)
@@ -158,11 +161,17 @@ def pretrain(cfg: PretrainConfig) -> tuple[Path, dict]:
     model, new_weights, head_init = build_model(cfg, ref, tokenizer, corpus)
     if new_weights:
         say(f"newly initialised: {', '.join(new_weights)}" + (f" ({'; '.join(head_init)})" if head_init else ""))
+    from .. import budget
+    from ..trainer import announce_precision
+
+    precision = announce_precision(cfg.train, say)
     runs.start(run, {"task": "pretrain", "objective": cfg.objective.name, "init": cfg.model.init,
-                     "base_model": cfg.model.name, "base_model_path": ref.path, "corpus": cfg.corpus.source})
+                     "base_model": cfg.model.name, "base_model_path": ref.path, "corpus": cfg.corpus.source,
+                     "precision": precision})
     before = {"metrics": evaluate(cfg, model, tokenizer, eval_ex), "fill_mask": probes(cfg, model, tokenizer)}
     say("before: " + _brief(before["metrics"]))
     trainer = build_trainer(cfg, run, model, tokenizer, train_ex, eval_ex)
+    budget.maybe_fit(trainer, run, cfg.train, len(train_ex), len(eval_ex), 2 * len(eval_ex), cfg.output.resume, say)
     resume = last_checkpoint(run) if cfg.output.resume else None
     if cfg.output.resume:
         say(f"resuming from {resume}" if resume else "no complete checkpoint yet: starting from step 0")

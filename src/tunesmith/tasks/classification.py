@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import runs
+from .. import lean_train, runs
 from ..adapt import apply_method, format_param_table, param_table
 from ..config import FinetuneConfig, dump_yaml
 from ..adapt.mixup import enable_mixup
@@ -19,7 +19,8 @@ from ..evaluate.metrics import classification_metrics, format_confusion
 from ..evaluate.report import model_card, write_classification_report
 from ..infer.predictor import Predictor
 from ..models import load_for_task, load_tokenizer, resolve
-from ..trainer import RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_trainer, training_args
+from ..trainer import (RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_trainer, announce_precision,
+                       training_args)
 
 
 def say(msg: str) -> None:
@@ -89,12 +90,14 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     if new_weights:
         say(f"newly initialised: {', '.join(new_weights)}")
     model = apply_method(model, cfg.method, "classification")
+    lean = install_lean(model, cfg)
     params = param_table(model)
     say(format_param_table(params, cfg.method.name))
     runs.write_json(run / "params.json", params)
     runs.check_free_space(run, checkpoint_bytes(model, params, cfg.train.save_total_limit))
     runs.write_json(run / "labels.json", dict(enumerate(data.labels)))
-    runs.start(run, run_info(cfg, ref, data))
+    precision = announce_precision(cfg.train, say)
+    runs.start(run, {**run_info(cfg, ref, data), "precision": precision, "lean_training": lean})
 
     train_rows = augmented_train_rows(data, cfg.augment, cfg.train.seed)  # training split only
     train_ds = to_dataset(train_rows, tokenizer, data.label2id, cfg.model.max_length)
@@ -103,6 +106,7 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     trainer = build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, data.labels)
     if "mixup" in cfg.augment.ops:
         enable_mixup(trainer, cfg.augment.mixup_alpha, cfg.train.seed)
+    plan = fit_budget(cfg, run, trainer, data, train_ds, val_ds)
     resume = last_checkpoint(run) if cfg.output.resume else None
     if cfg.output.resume:
         say(f"resuming from {resume}" if resume else "no complete checkpoint yet: starting from step 0")
@@ -111,10 +115,44 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0
     model = trainer.model
+    lean_train.uninstall(model)  # saved, served and exported with the class's own forward
+    result.metrics["time_budget_plan"] = plan
     if not runs.is_main_process():  # the main process evaluates and writes the run files
         return {"task": "classification", "process": runs.process_rank(), "steps": trainer.state.global_step}
     return finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, new_weights,
                                  result, seconds, trainer.state.global_step)
+
+
+def install_lean(model, cfg: FinetuneConfig) -> dict:
+    """The lean training pass (lean_train.py) where it applies; what happened, for run.json."""
+    if not cfg.train.lean:
+        say("lean training pass: off (train.lean=false)")
+        return {"used": False, "why": "train.lean=false"}
+    used, why = lean_train.install(model)
+    say("lean training pass: on (last layer for [CLS] only; same loss and gradients)" if used
+        else f"lean training pass: not used ({why}); plain forward")
+    return {"used": used, "why": why}
+
+
+def int8_check_seconds(n_texts: int) -> float:
+    """What finetune's int8-row-compile check costs: compiling (~5 s with inductor's cache warm,
+    ~35 s cold, measured) plus a pass over the held-out split."""
+    import tempfile
+
+    cache = Path(tempfile.gettempdir()) / f"torchinductor_{__import__('getpass').getuser()}"
+    warm = cache.is_dir() and any(cache.iterdir())
+    return (8.0 if warm else 40.0) + n_texts / 200
+
+
+def fit_budget(cfg: FinetuneConfig, run: Path, trainer, data: LabelledData, train_ds, val_ds):
+    """With train.time_budget: measure and plan the schedule (budget.py); None otherwise."""
+    if not cfg.train.time_budget:
+        return None
+    from .. import budget
+
+    held_out = sum(len(data.splits.get(s) or []) for s in ("validation", "test"))
+    return budget.maybe_fit(trainer, run, cfg.train, len(train_ds), len(val_ds or []), held_out,
+                            cfg.output.resume, say, extra_after_s=int8_check_seconds(len(data.splits.get("test") or [])))
 
 
 def checkpoint_bytes(model, params: dict, save_total_limit: int) -> int:
@@ -157,8 +195,13 @@ def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, 
     preds = {s: predicted_ids(predictor, data.splits[s]) for s in ("validation", "test") if data.splits.get(s)}
     evaluation = {s: split_metrics(p, data.splits[s], data.labels, s) for s, p in preds.items()}
     held_out = "test" if "test" in preds else "validation"  # what the int8 check runs on
-    fast_paths = check_fast_paths(run, cfg, data, merged, tokenizer, held_out, preds.get(held_out))
+    plan = result.metrics.get("time_budget_plan")
+    if plan is not None and budget_left(plan) < int8_check_seconds(len(data.splits[held_out])):
+        fast_paths = skip_fast_paths(run, f"not checked: the time budget leaves {budget_left(plan):.0f} s")
+    else:
+        fast_paths = check_fast_paths(run, cfg, data, merged, tokenizer, held_out, preds.get(held_out))
     n_train = len(data.splits["train"])
+    info = runs.read_json(run / "run.json")
     report = {
         "task": "classification", "model": cfg.model.name, "data": cfg.data.train or cfg.data.dataset,
         "method": cfg.method.name, "labels": data.labels, "data_info": data.info,
@@ -166,11 +209,16 @@ def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, 
         "newly_initialised": new_weights, "evaluation": evaluation, "fast_paths": fast_paths,
         "training": {"steps": steps, "epochs": float(result.metrics.get("epoch", cfg.train.epochs)),
                      "seconds": round(seconds, 2), "train_loss": result.training_loss,
-                     "samples_per_second": round(result.metrics.get("train_samples_per_second", 0.0), 2),
-                     "examples": n_train},
+                     "samples_per_second": round(steps * cfg.train.batch_size * cfg.train.grad_accum
+                                                 * runs.world_size() / max(seconds, 1e-9), 2),
+                     "examples": n_train, "precision": info.get("precision", {}).get("precision"),
+                     "lean": info.get("lean_training", {}).get("used", False)},
     }
+    if plan is not None:
+        from dataclasses import asdict
+
+        report["training"]["time_budget"] = {**asdict(plan), "actual_s": round(budget_elapsed(), 1)}
     write_classification_report(run, report, cfg.train.metric)
-    info = runs.read_json(run / "run.json")
     model_card(run, info, report)
     runs.finish(run, {"test": evaluation.get("test", {}).get("accuracy")})
     for split, m in evaluation.items():
@@ -180,7 +228,27 @@ def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, 
     if main:
         say(f"confusion matrix ({main['split']}):\n" + format_confusion(main["confusion_matrix"], main["labels"]))
     say_fast_paths(fast_paths, held_out)
+    if plan is not None:
+        say(f"time budget {plan.budget_s:.0f} s: planned {plan.planned_s:.0f} s, actual {budget_elapsed():.0f} s")
     return report
+
+
+def budget_elapsed() -> float:
+    from ..budget import elapsed
+
+    return elapsed()
+
+
+def budget_left(plan) -> float:
+    return plan.budget_s - budget_elapsed()
+
+
+def skip_fast_paths(run: Path, why: str) -> dict:
+    from ..infer.verify import CHECKED, write_record
+
+    checks = {p: {"default_ok": False, "why": why} for p in CHECKED}
+    write_record(run, checks, why)
+    return checks
 
 
 def check_fast_paths(run, cfg, data, model, tokenizer, split: str, ref: list[int] | None) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .. import runs
+from .. import budget, runs
 from ..adapt import apply_method, format_param_table, param_table
 from ..config import FinetuneConfig
 from ..data.readers import read_records, read_text
@@ -17,7 +17,8 @@ from ..errors import TunesmithError
 from ..evaluate.generation_report import generation_model_card, write_generation_report
 from ..infer.generation import generate
 from ..models import load_for_task, load_tokenizer, resolve
-from ..trainer import RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_trainer, training_args
+from ..trainer import (RunLogCallback, TunesmithTrainer, announce_precision, last_checkpoint, quiet_trainer,
+                       training_args)
 from .classification import say
 
 IGNORE = -100
@@ -221,11 +222,13 @@ def finetune_generation(cfg: FinetuneConfig, run: Path) -> dict:
     params = param_table(model)
     say(format_param_table(params, cfg.method.name))
     runs.write_json(run / "params.json", params)
-    runs.start(run, {"task": "generation", "method": cfg.method.name, "base_model": cfg.model.name,
+    precision = announce_precision(cfg.train, say)
+    runs.start(run, {"precision": precision, "task": "generation", "method": cfg.method.name, "base_model": cfg.model.name,
                      "base_model_path": base_path(ref), "base_model_source": ref.source,
                      "data": cfg.data.train or cfg.data.dataset, "labels": None, "kind": kind,
                      "max_length": cfg.generation.block_size, "response_only": cfg.generation.response_only})
     trainer = build_trainer(cfg, run, model, tokenizer, datasets["train"], datasets.get("validation"))
+    budget.maybe_fit(trainer, run, cfg.train, len(datasets["train"]), len(datasets.get("validation") or []), 2 * len(datasets.get("validation") or []), cfg.output.resume, say)
     resume = last_checkpoint(run) if cfg.output.resume else None
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import runs
+from .. import budget, runs
 from ..adapt import apply_method, format_param_table, param_table
 from ..config import FinetuneConfig
 from ..data.conll import label_list, normalise, read_ner_file
@@ -21,7 +21,8 @@ from ..evaluate.ner_metrics import entity_confusion, ner_metrics
 from ..evaluate.ner_report import ner_model_card, write_ner_report
 from ..infer.ner_spans import predict_entities
 from ..models import load_for_task, load_tokenizer, resolve
-from ..trainer import RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_trainer, training_args
+from ..trainer import (RunLogCallback, TunesmithTrainer, announce_precision, last_checkpoint, quiet_trainer,
+                       training_args)
 from .classification import prepare_run, say  # noqa: F401  (prepare_run is shared by every task)
 
 from .generation import base_path  # noqa: E402
@@ -199,12 +200,14 @@ def finetune_ner(cfg: FinetuneConfig, run: Path) -> dict:
     say(format_param_table(params, cfg.method.name))
     runs.write_json(run / "params.json", params)
     runs.write_json(run / "labels.json", dict(enumerate(labels)))
-    runs.start(run, {"task": "token-classification", "method": cfg.method.name, "base_model": cfg.model.name,
+    precision = announce_precision(cfg.train, say)
+    runs.start(run, {"precision": precision, "task": "token-classification", "method": cfg.method.name, "base_model": cfg.model.name,
                      "base_model_path": base_path(ref), "base_model_source": ref.source,
                      "data": cfg.data.train or cfg.data.dataset, "labels": labels, "scheme": "iob2",
                      "max_length": cfg.model.max_length, "stride": cfg.ner.stride,
                      "aggregation": cfg.ner.aggregation})
     trainer = build_trainer(cfg, run, model, tokenizer, datasets["train"], datasets.get("validation"), labels)
+    budget.maybe_fit(trainer, run, cfg.train, len(datasets["train"]), len(datasets.get("validation") or []), 2 * len(datasets.get("validation") or []), cfg.output.resume, say)
     resume = last_checkpoint(run) if cfg.output.resume else None
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
