@@ -239,6 +239,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError("precision must be auto, fp32, bf16 or fp16")
+        if self.precision == "fp16":
+            import torch  # only here: --help and config parsing stay torch-free
+
+            if not torch.cuda.is_available():
+                raise ValueError("precision fp16 needs a CUDA GPU (loss-scaled fp16 autocast); on the CPU use "
+                                 "bf16 (fast with AVX512-BF16 or AMX) or fp32")
         if self.time_budget is not None:
             from .budget import parse_duration
 

@@ -222,7 +222,7 @@ def run(args) -> int:
 NAMES = {"a": "(a) run_glue defaults (Trainer, batch 8, pad to 128)",
          "b": "(b) Trainer best practice (dynamic padding, group_by_length, batch 32)",
          "c": "(c) tunesmith default", "c-fp32": "(c) tunesmith fp32", "c-bf16": "(c) tunesmith bf16",
-         "c-plain": "(c) tunesmith without the lean pass", "c-compile": "(c) tunesmith + torch.compile",
+         "c-plain": "(c) tunesmith, plain forward (stock dropout and attention, no lean pass)", "c-compile": "(c) tunesmith + torch.compile",
          "b-lora": "(b) Trainer best practice, LoRA", "c-lora": "(c) tunesmith default, LoRA"}
 
 
