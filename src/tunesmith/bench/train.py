@@ -37,6 +37,7 @@ def add_arguments(p) -> None:
     p.add_argument("--lr", type=float, default=5e-5, help="learning rate of every arm (LoRA arms: 3e-4 x lr/5e-5)")
     p.add_argument("--to-accuracy", type=float, help="also time (b) and (c) to this validation accuracy (one epoch)")
     p.add_argument("--eval-every", type=int, default=33, help="--to-accuracy: evaluate every N steps (both arms)")
+    p.add_argument("--accuracy-train", type=int, help="--to-accuracy: use only the first N training examples")
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
 
 
@@ -81,10 +82,10 @@ class Clock:
 def trainer_args(out: str, batch: int, steps: int, lr: float, **kw):
     from transformers import TrainingArguments
 
-    return TrainingArguments(output_dir=out, per_device_train_batch_size=batch, max_steps=steps,
-                             learning_rate=lr, save_strategy="no", eval_strategy="no", report_to="none",
-                             disable_tqdm=True, logging_steps=10**6, seed=42, data_seed=42,
-                             use_cpu=not torch.cuda.is_available(), **kw)
+    given = dict(output_dir=out, per_device_train_batch_size=batch, max_steps=steps, learning_rate=lr,
+                 save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
+                 logging_steps=10**6, seed=42, data_seed=42, use_cpu=not torch.cuda.is_available())
+    return TrainingArguments(**{**given, **kw})
 
 
 def hf_trainer(model, tok, train_ds, args, padded: bool):
@@ -211,9 +212,11 @@ def run(args) -> int:
         if any("bf16" in a for a in arms):
             peaks["bf16"] = gemm_peak(torch.bfloat16)
         table = report(best, batches, base, mean_tokens, peaks, args)
+        print(table, flush=True)
         if args.to_accuracy:
-            table += "\n\n" + to_accuracy(base, tok, data, args, tmp)
-    print(table)
+            more = to_accuracy(base, tok, data, args, tmp)
+            print("\n" + more)
+            table += "\n\n" + more
     if args.markdown:
         Path(args.markdown).write_text(table + "\n", encoding="utf-8")
     return 0
@@ -258,7 +261,7 @@ def to_accuracy(base, tok, data, args, tmp: str) -> str:
     time (training + evaluations) to first reach validation accuracy args.to_accuracy."""
     from transformers import TrainerCallback
 
-    train = encode(tok, data.splits["train"], data.label2id, args.max_length)
+    train = encode(tok, data.splits["train"][: args.accuracy_train], data.label2id, args.max_length)
     val = encode(tok, data.splits["validation"], data.label2id, args.max_length)
     steps = int(np.ceil(len(train) / 32))
     results = {}
@@ -293,8 +296,7 @@ def to_accuracy(base, tok, data, args, tmp: str) -> str:
                          data_collator=DataCollatorWithPadding(tok), processing_class=tok, compute_metrics=accuracy)
         else:
             tr = ours_trainer(model, tok, train, val, data.labels, steps, args.lr, 32, "auto", True, "full",
-                              f"{tmp}/tc", eval_every=args.eval_every)
-            tr.compute_metrics = accuracy
+                              f"{tmp}/tc", eval_every=args.eval_every)  # its metrics: accuracy, P/R/F1
         tr.add_callback(watch)
         t0 = time.perf_counter()
         tr.train()
