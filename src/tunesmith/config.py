@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from . import tracking
 from .errors import TunesmithError
 
 T = TypeVar("T")
@@ -226,6 +227,8 @@ class TrainConfig:
     seed: int = opt(42, "seed for weights of new heads, dropout and data order")
     logging_steps: int = opt(10, "log the training loss every N steps")
     save_total_limit: int = opt(2, "keep at most this many checkpoints")
+    report_to: list[str] | None = opt(None, "experiment tracking, comma-separated: none | tensorboard | mlflow "
+                                      "(logs in the run directory; pip install 'tunesmith[tracking]')")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.grad_accum < 1:
@@ -236,6 +239,7 @@ class TrainConfig:
             raise ValueError("warmup_ratio must be in [0, 1)")
         if not 0 < self.layer_lr_decay <= 1:
             raise ValueError("layer_lr_decay must be in (0, 1]")
+        tracking.validate(self.report_to)  # unknown names, or a missing package: stop before any loading
 
 
 @dataclasses.dataclass
