@@ -113,7 +113,8 @@ def attach(trainer, say: Callable[[str], None] = lambda m: print(m, flush=True))
     Called once the Trainer exists (its callbacks are made in __init__) and before train():
     Trainer's callbacks run before ours, so MLflow must be set up by then. The run directory is
     the parent of args.output_dir (training_args puts checkpoints in <run>/checkpoints)."""
-    names = parse(getattr(trainer.args, "report_to", None))
+    # not parse(): TrainingArguments makes it a list and may add its own (kubeflow, when installed)
+    names = [n for n in (trainer.args.report_to or []) if n in TRACKERS]
     run = Path(trainer.args.output_dir).parent
     lines = []
     if "tensorboard" in names:
