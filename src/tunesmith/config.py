@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from . import tracking
 from .errors import TunesmithError
 
 T = TypeVar("T")
@@ -235,6 +236,8 @@ class TrainConfig:
                                   "(train.epochs stays the upper bound)")
     lean: bool = opt(True, "sequence classifiers of the BERT family: compute the last layer for [CLS] only "
                      "(same loss and gradients; other models always train with the plain forward)")
+    report_to: list[str] | None = opt(None, "experiment tracking, comma-separated: none | tensorboard | mlflow "
+                                      "(logs in the run directory; pip install 'tunesmith[tracking]')")
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -257,6 +260,7 @@ class TrainConfig:
             raise ValueError("warmup_ratio must be in [0, 1)")
         if not 0 < self.layer_lr_decay <= 1:
             raise ValueError("layer_lr_decay must be in (0, 1]")
+        tracking.validate(self.report_to)  # unknown names, or a missing package: stop before any loading
 
 
 @dataclasses.dataclass

@@ -16,7 +16,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from . import runs
+from . import runs, tracking
 from .config import TrainConfig
 
 _LAYER = re.compile(r"(?:layer|layers|h|block|blocks)\.(\d+)\.")
@@ -218,7 +218,7 @@ def training_args(cfg: TrainConfig, out: Path, lr: float, n_train: int, has_eval
         seed=cfg.seed,
         data_seed=cfg.seed,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
-        report_to="none",
+        **tracking.trainer_kwargs(cfg.report_to, out),  # report_to + run_name
         disable_tqdm=True,
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
@@ -227,9 +227,11 @@ def training_args(cfg: TrainConfig, out: Path, lr: float, n_train: int, has_eval
 
 
 def quiet_trainer(trainer: Trainer) -> Trainer:
-    """Drop the stock printing callbacks: RunLogCallback shows progress instead."""
+    """Drop the stock printing callbacks: RunLogCallback shows progress instead; point the
+    tracking callbacks (train.report_to) at the run directory."""
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
+    tracking.attach(trainer)
     return trainer
 
 
