@@ -343,3 +343,20 @@ def test_bench_infer_pipeline_runs_on_the_given_device(monkeypatch, tiny_bert, t
     monkeypatch.setattr(transformers, "pipeline", fake_pipeline)
     predict = hf_pipeline(tiny_classifier(tiny_bert), tok, 64, torch.device("meta"))
     assert seen["device"] == torch.device("meta") and predict(["a"]) == [0]
+
+
+# ---- scripts/gpu-check.sh: what can be checked without a GPU (the --dry-run runs it end to end) ---
+def test_gpu_check_script_parses_and_explains_itself(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu-check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    out = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--dry-run" in out.stdout and "Exit status" in out.stdout
+    bad = subprocess.run(["bash", str(script), "--fast"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown argument" in bad.stderr
+    nopy = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHON": str(tmp_path / "no-python"),
+                               "GPU_CHECK_DIR": str(tmp_path / "work")})
+    assert nopy.returncode == 2 and "no python" in nopy.stderr
