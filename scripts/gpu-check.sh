@@ -123,7 +123,7 @@ def env(device, out):
 
 
 def finetune(run, floor):
-    run = Path(run)
+    run, floor = Path(run), float(floor)
     info = json.loads((run / "run.json").read_text())
     if info.get("status") != "complete":
         die(f"run status {info.get('status')}")
@@ -166,6 +166,7 @@ def read(path):
 
 def compare(a, b, min_agree, max_diff, what):
     """Labels agree on at least min_agree of the texts, scores differ by at most max_diff."""
+    min_agree, max_diff = float(min_agree), float(max_diff)
     ra, rb = read(a), read(b)
     if len(ra) != len(rb):
         die(f"{what}: {len(ra)} vs {len(rb)} records")
@@ -212,6 +213,7 @@ def wait_ready(port, seconds):
 
 def serve(port, texts, lora_preds, full_preds, precision_file, n_req, tol):
     from concurrent.futures import ThreadPoolExecutor
+    tol = float(tol)
     texts = [l.rstrip("\n") for l in open(texts, encoding="utf-8")][:32]
     status, ready = http(port, "GET", "/readyz")
     want = Path(precision_file).read_text().strip()
@@ -365,9 +367,10 @@ if [ -s "$WORK/p-lora.jsonl" ] && [ -s "$WORK/p-auto.jsonl" ] && (( $(left) > 60
     "--model.device=$DEVICE" >"$LOGS/serve.log" 2>&1 &
   SERVER=$!
   TOL=0.03; [ "$AUTO" = fp32 ] && TOL=0.0005  # unmerged LoRA vs merged: bf16/fp16 rounding apart
-  if "${CHK[@]}" wait_ready "$PORT" 150 >"$LOGS/check-serve.log" 2>&1 && \
-      "${CHK[@]}" serve "$PORT" "$WORK/texts.txt" "$WORK/p-lora.jsonl" "$WORK/p-auto.jsonl" "$WORK/precision.txt" \
-        "$N_REQ" "$TOL" >>"$LOGS/check-serve.log" 2>&1; then
+  limit=$(( $(left) > 150 * SCALE ? 150 * SCALE : $(left) ))  # the budget holds for the server too
+  if "${CHK[@]}" wait_ready "$PORT" "$limit" >"$LOGS/check-serve.log" 2>&1 && \
+      timeout "$(( $(left) > 30 ? $(left) : 30 ))" "${CHK[@]}" serve "$PORT" "$WORK/texts.txt" "$WORK/p-lora.jsonl" \
+        "$WORK/p-auto.jsonl" "$WORK/precision.txt" "$N_REQ" "$TOL" >>"$LOGS/check-serve.log" 2>&1; then
     sed 's/^/   | /' "$LOGS/check-serve.log"
     pass correctness serve "$(grep 'req/s' "$LOGS/check-serve.log" | tail -n 1)"
   else
