@@ -350,8 +350,9 @@ if [ -f "$WORK/lora/run.json" ]; then
     --output "$WORK/p-lora.jsonl"
 fi
 if [ -f "$WORK/mlm/run.json" ]; then
+  # a pretrain run records task "pretrain": predict needs to be told which head to use
   if run correctness predict-fill-mask 120 30 -- "${TS[@]}" predict "$WORK/mlm" "The film is [MASK] and the acting is wonderful." \
-      --device "$DEVICE" --output "$WORK/p-fill.jsonl"; then
+      --task fill-mask --device "$DEVICE" --output "$WORK/p-fill.jsonl"; then
     if "${CHK[@]}" fill "$WORK/p-fill.jsonl" >"$LOGS/check-fill.log" 2>&1; then
       pass correctness predict-fill-mask "$(tail -n 1 "$LOGS/check-fill.log")"
     else fail correctness predict-fill-mask "$(tail -n 1 "$LOGS/check-fill.log")"; fi
@@ -409,9 +410,13 @@ if [ -f "$WORK/full/run.json" ]; then
     "${BENCH_INFER[@]}" --markdown "$WORK/bench-infer.md" \
     && pass measurement bench-infer "$(grep -h 'default path (--fast auto) for this input' "$LOGS/bench-infer.log" | head -n 1)"
 fi
-if "${TS[@]}" bench train --help >/dev/null 2>&1; then
+if "${TS[@]}" bench train --help >"$LOGS/bench-train-help.log" 2>&1; then
+  BT=(--device "$DEVICE")  # small budgets for the flags this build's `bench train` has
+  grep -q -- '--samples' "$LOGS/bench-train-help.log" && BT+=(--samples "$([ "$DRY" = 1 ] && echo 64 || echo 1024)")
+  grep -q -- '--rounds' "$LOGS/bench-train-help.log" && BT+=(--rounds 1)
+  grep -q -- '--device' "$LOGS/bench-train-help.log" || BT=("${BT[@]:2}")
   # shellcheck disable=SC2086  # GPU_CHECK_BENCH_TRAIN_ARGS is a list of words on purpose
-  TAIL=22 run measurement bench-train 150 60 -- "${TS[@]}" bench train ${GPU_CHECK_BENCH_TRAIN_ARGS:-} \
+  TAIL=22 run measurement bench-train 150 60 -- "${TS[@]}" bench train "${BT[@]}" ${GPU_CHECK_BENCH_TRAIN_ARGS:-} \
     && pass measurement bench-train "$(tail -n 1 "$LOGS/bench-train.log")"
 else
   fail measurement bench-train "this build has no 'tunesmith bench train'"
