@@ -193,7 +193,11 @@ def http(port, method, path, body=None, timeout=60):
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null")
+            raw = r.read()
+        try:
+            return r.status, json.loads(raw or b"null")
+        except ValueError:  # /metrics is Prometheus text
+            return r.status, raw.decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return e.code, None
     except OSError:
@@ -249,7 +253,9 @@ def serve(port, texts, lora_preds, full_preds, precision_file, n_req, tol):
     if any(s is None or s >= 500 for s in codes) or not all(ok for s, ok, _ in res if s == 200):
         die("5xx, dropped connections or wrong answers under load")
     status, metrics = http(port, "GET", "/metrics")
-    print(f"/metrics HTTP {status}")
+    if status != 200 or "tunesmith_requests_total" not in str(metrics):
+        die(f"/metrics: HTTP {status} without tunesmith_requests_total")
+    print(f"/metrics HTTP {status}, {len(str(metrics).splitlines())} lines")
 
 
 def texts(n, out, long_n, long_out):
