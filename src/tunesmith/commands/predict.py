@@ -31,10 +31,14 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--task", help="task for a model that is not a run (default: from its architecture)")
     p.add_argument("--fast", default="auto",
-                   help="execution path: auto (bf16 where the CPU/GPU has it, else fp32; compiled for "
-                        "inputs of 100,000+ lines; int8-row-compile from 30,000 lines for a run whose "
-                        "held-out check cleared it, see its inference.json), fp32, bf16, int8, int8-row, compile, "
-                        "bf16-compile, int8-row-compile, onnx, onnx-int8 (numbers: tunesmith bench infer)")
+                   help="execution path: auto (bf16 where the CPU (AVX512-BF16/AMX) or GPU (Ampere+) has it "
+                        "natively, fp16 on older CUDA GPUs, else fp32 -- the precision `serve` uses by "
+                        "default too; compiled for inputs of 100,000+ lines; int8-row-compile from 30,000 "
+                        "lines for a run whose held-out check cleared it, see its inference.json), fp32, bf16, "
+                        "fp16 (CUDA), int8, int8-row, compile, bf16-compile, fp16-compile, int8-row-compile, "
+                        "onnx, onnx-int8 (numbers: tunesmith bench infer)")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, cuda:N or auto (cuda when a GPU is visible, else cpu) [default: auto]")
     p.add_argument("--threads", type=int, help="CPU threads (default: physical cores, or $TUNESMITH_THREADS)")
     p.add_argument("--max-tokens", type=int, default=2048, help="token budget per batch (count x longest)")
     p.add_argument("--chunk-size", type=int, default=2048, help="lines read and written per step")
@@ -89,10 +93,14 @@ def run(args) -> int:
             n_texts = count_lines(args.input)
         except OSError:
             n_texts = None  # unreadable: the streaming reader reports it with its path
+    from ..precision import resolve_device
+
+    device = resolve_device(args.device)  # a bad --device fails before the model loads
     predictor = Predictor.load(args.model, task=args.task, max_tokens=args.max_tokens, fast=args.fast,
-                               threads=args.threads, n_texts=n_texts)
+                               threads=args.threads, n_texts=n_texts, device=str(device))
     if args.input:  # which engine runs a long job, and why
-        print(f"execution path: {describe_path(predictor.engine.name, args.fast, n_texts)}", file=sys.stderr)
+        print(f"execution path: {describe_path(predictor.engine.name, args.fast, n_texts, device)}",
+              file=sys.stderr)
     kwargs = task_kwargs(predictor.task, args)
     records_fn = lambda texts: predictor.records(texts, **kwargs)
     if args.input:
@@ -113,12 +121,21 @@ def run(args) -> int:
     return 0
 
 
-def describe_path(name: str, asked: str, n_texts: int | None) -> str:
+def describe_path(name: str, asked: str, n_texts: int | None, device=None) -> str:
+    """The engine name, and under --fast auto why it was chosen (and why that precision here)."""
+    import torch
+
+    from ..precision import auto_precision
+
+    device = torch.device(device or "cpu")
+    where = f" on {device}"
     if asked != "auto":
-        return name
+        return name + where
     why = "the run's inference.json cleared int8 for it" if name.startswith("int8") else \
         "compiled for a long input" if name.endswith("compile") else "the default for this device"
-    return f"{name} (--fast auto, {n_texts if n_texts is not None else 'unknown number of'} texts: {why})"
+    precision, reason = auto_precision(device)
+    return (f"{name} (--fast auto, {n_texts if n_texts is not None else 'unknown number of'} texts: {why})"
+            f"{where}; auto precision {precision}: {reason}")
 
 
 def report(counts: dict, args) -> None:

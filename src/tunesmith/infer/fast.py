@@ -3,7 +3,7 @@
 One registry of plain functions, name -> build(model, device) -> Engine. An Engine is the torch
 module to use plus `forward(batch) -> logits` (float32, on the CPU or the device). Every path is
 measured against fp32 and the transformers pipeline by `tunesmith bench infer`; which one is the
-default is decided there (DEFAULT_CPU below cites the numbers).
+default is decided there (the comment above default_path cites the numbers).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from ..errors import TunesmithError
+from ..precision import DTYPES, auto_precision, check_precision, native_bf16
 
 # Memory note (docs/inference.md): oneDNN caches up to 1,024 matmul primitives, one per shape, and
 # length-sorted batches bring many shapes, so a long bf16 `predict` plateaus at ~2.1-2.3 GB resident
@@ -59,19 +60,40 @@ def fp32(model, device: torch.device) -> Engine:
     return Engine("fp32", model, forward, info)
 
 
+def _reduced(name: str, device: torch.device) -> tuple[torch.dtype, str]:
+    """(dtype, why) of an explicitly requested bf16/fp16 path, checked against the device
+    (precision.check_precision: fp16 is refused off CUDA; bf16 without native support runs, with
+    a warning, since it is emulated there and slower than fp32)."""
+    import warnings
+
+    name, why = check_precision(name, device)
+    if "emulated" in why:
+        warnings.warn(f"--fast {name} on {device}: {why}; --fast auto picks fp32 here", stacklevel=3)
+    return DTYPES[name], why
+
+
 def bf16(model, device: torch.device) -> Engine:
-    """bfloat16 weights and activations (AVX512-BF16/AMX CPUs, Ampere+ GPUs); logits back in fp32."""
-    if not bf16_supported(device):
-        raise TunesmithError(f"bf16 is not supported on this {device.type.upper()}; use --fast fp32 or int8")
-    model, forward, info = _classifier(model, torch.bfloat16)
-    return Engine("bf16", model, forward, info)
+    """bfloat16 weights and activations (native on AVX512-BF16/AMX CPUs, Ampere+ GPUs); logits
+    back in fp32."""
+    dtype, why = _reduced("bf16", device)
+    model, forward, info = _classifier(model, dtype)
+    return Engine("bf16", model, forward, {**info, "precision": why})
+
+
+def fp16(model, device: torch.device) -> Engine:
+    """float16 weights and activations, CUDA only: the fast path of GPUs without native bf16
+    (Volta, Turing); logits back in fp32."""
+    dtype, why = _reduced("fp16", device)
+    model, forward, info = _classifier(model, dtype)
+    return Engine("fp16", model, forward, {**info, "precision": why})
 
 
 def int8(model, device: torch.device) -> Engine:
     """Dynamic int8 quantization of the backbone's Linear layers (weights int8, activations
     quantized per batch); the task head stays float because it is tiny and decides the label."""
     if device.type != "cpu":
-        raise TunesmithError("int8 dynamic quantization runs on the CPU only; use --fast bf16 on a GPU")
+        raise TunesmithError("int8 dynamic quantization runs on the CPU only; on a GPU use "
+                             "--fast auto (bf16 or fp16)")
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     # per output channel: one scale per row keeps small-norm rows from rounding to zero
@@ -88,7 +110,7 @@ def _int8_rows(model, device: torch.device, always_mask: bool = False):
     from .int8_lean import LeanInt8Classifier, supported
 
     if device.type != "cpu":
-        raise TunesmithError("int8-row runs on the CPU only; use --fast bf16 on a GPU")
+        raise TunesmithError("int8-row runs on the CPU only; on a GPU use --fast auto (bf16 or fp16)")
     if not supported():
         raise TunesmithError("this torch build has no oneDNN int8 linear; use --fast bf16 or int8")
     model = model.float()
@@ -154,9 +176,14 @@ def compiled(model, device: torch.device) -> Engine:
 
 def bf16_compiled(model, device: torch.device) -> Engine:
     """torch.compile of the bf16 forward: fuses GELU, softmax and add+LayerNorm around the matmuls."""
-    if not bf16_supported(device):
-        raise TunesmithError(f"bf16 is not supported on this {device.type.upper()}; use --fast compile")
-    return _compiled("bf16-compile", _classifier(model, torch.bfloat16, always_mask=True))
+    dtype, _ = _reduced("bf16", device)
+    return _compiled("bf16-compile", _classifier(model, dtype, always_mask=True))
+
+
+def fp16_compiled(model, device: torch.device) -> Engine:
+    """torch.compile of the fp16 forward (CUDA only)."""
+    dtype, _ = _reduced("fp16", device)
+    return _compiled("fp16-compile", _classifier(model, dtype, always_mask=True))
 
 
 def int8_rows_compiled(model, device: torch.device) -> Engine:
@@ -178,9 +205,9 @@ def onnx_int8(model, device: torch.device) -> Engine:
 
 
 PATHS: dict[str, Callable[[torch.nn.Module, torch.device], Engine]] = {
-    "fp32": fp32, "bf16": bf16, "int8": int8, "compile": compiled, "bf16-compile": bf16_compiled,
-    "onnx": onnx, "onnx-int8": onnx_int8, "int8-row": int8_rows,
-    "int8-row-compile": int8_rows_compiled,
+    "fp32": fp32, "bf16": bf16, "fp16": fp16, "int8": int8, "compile": compiled,
+    "bf16-compile": bf16_compiled, "fp16-compile": fp16_compiled, "onnx": onnx, "onnx-int8": onnx_int8,
+    "int8-row": int8_rows, "int8-row-compile": int8_rows_compiled,
 }
 
 # The default, chosen by `tunesmith bench infer` (docs/inference.md): the fastest path whose
@@ -194,29 +221,28 @@ PATHS: dict[str, Callable[[torch.nn.Module, torch.device], Engine]] = {
 #   labels by a model-dependent amount (0.85% there): only for runs whose held-out check cleared it
 #   (infer/verify.py), from 30,000 texts (break-even with bf16 ~7,000 warm, ~50,000 cold). Eager
 #   int8-row is no faster than bf16 (its quantize passes cost what the int8 GEMMs save).
-DEFAULT_CPU = "bf16"
-DEFAULT_CUDA = "bf16"
+# The precision itself comes from precision.auto_precision (one rule for predict, serve and
+# training): bf16 where the CPU/GPU has it natively, fp16 on CUDA GPUs without it, else fp32. On a
+# 2-core Xeon with AVX-512 but no AVX512-BF16 (oneDNN still claimed bf16), bf16 matmuls ran at 60
+# GFLOP/s vs 285 in fp32: emulated bf16 is never the default.
 COMPILE_FROM = 100_000
 INT8_COMPILE_FROM = 30_000
-COMPILED = {"bf16": "bf16-compile", "fp32": "compile", "int8-row": "int8-row-compile"}
+COMPILED = {"bf16": "bf16-compile", "fp16": "fp16-compile", "fp32": "compile",
+            "int8-row": "int8-row-compile"}
 
 
 def bf16_supported(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """Native (not emulated) bf16 on this device: what --fast auto requires to pick bf16."""
+    return native_bf16(device)
 
 
 def default_path(device: torch.device, n_texts: int | None = None, verified=frozenset()) -> str:
-    """What --fast auto runs: bf16 where the hardware has it, else fp32; compiled for long inputs,
-    int8-row-compile when the model's held-out check cleared it (`verified`, infer/verify.py)."""
+    """What --fast auto runs: the device's auto precision (bf16 native, fp16 on older GPUs, else
+    fp32); compiled for long inputs, int8-row-compile when the model's held-out check cleared it
+    (`verified`, infer/verify.py)."""
     from .int8_lean import supported as int8_supported, vnni
 
-    best = DEFAULT_CUDA if device.type == "cuda" else DEFAULT_CPU
-    best = best if best != "bf16" or bf16_supported(device) else "fp32"
+    best = auto_precision(device)[0]  # the engine of each precision has the same name
     if n_texts is None:
         return best
     if n_texts >= INT8_COMPILE_FROM and device.type == "cpu" and "int8-row-compile" in verified \

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from ..precision import model_device, to_device
+
 GENERIC_MASK = "[MASK]"
 
 
@@ -33,17 +35,18 @@ def fill_mask(model, tokenizer, texts: str | list[str], top_k: int = 5) -> list[
     was_training = model.training
     model.eval()
     enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True)
-    logits = _mask_logits(model(**enc))  # (batch, seq, vocab)
+    # the model may sit on a GPU (after Trainer, in the Predictor or the server): inputs go there
+    logits = _mask_logits(model(**to_device(dict(enc), model_device(model))))  # (batch, seq, vocab)
     model.train(was_training)
     results = []
     for i, ids in enumerate(enc["input_ids"]):
         positions = (ids == tokenizer.mask_token_id).nonzero().flatten().tolist()
         per_mask = []
         for pos in positions:
-            probs = logits[i, pos].softmax(-1)
+            probs = logits[i, pos].float().softmax(-1)  # fp32 softmax also under bf16/fp16 weights
             top = probs.topk(top_k)
             per_mask.append([{"token": tokenizer.convert_ids_to_tokens(int(t)), "score": float(s), "id": int(t)}
-                             for s, t in zip(top.values, top.indices)])
+                             for s, t in zip(top.values.tolist(), top.indices.tolist())])
         results.append(per_mask)
     return results
 

@@ -16,6 +16,7 @@ from .. import runs
 from ..errors import TunesmithError
 from ..models import ModelRef, load_for_task, load_tokenizer, resolve
 from .batching import Ragged, in_input_order, pad_batch, token_budget_batches
+from ..precision import resolve_device
 from .fast import build_engine
 from .verify import verified_paths
 from .threads import configure_threads
@@ -97,7 +98,7 @@ class Predictor:
                  max_tokens: int = 2048, device: str | None = None, fast: str = "fp32",
                  threads: int | None = None, max_batch: int = 256, adapter: dict | None = None,
                  n_texts: int | None = None, verified=frozenset()):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)  # None / "auto": cuda when available
         if self.device.type == "cpu":
             self.threads = configure_threads(threads)
         self.task = canonical_task(task)

@@ -1,12 +1,16 @@
 """Held-out metrics of a language model: masked-token top-1/top-5 accuracy and loss, pseudo-
 perplexity (MLM), NSP accuracy, perplexity (CLM). The masks come from a fixed-seed generator,
-so "before" and "after" score exactly the same masked positions."""
+so "before" and "after" score exactly the same masked positions.
+
+Batches are built on the CPU (collators, tokenizer ids) and moved to the model's device: "after"
+runs on the model Trainer trained, which sits on the GPU when there is one."""
 from __future__ import annotations
 
 import math
 
 import torch
 
+from ..precision import model_device, to_device
 from .collators import MaskingSpec, MLMCollator, clm_collate
 
 
@@ -29,14 +33,16 @@ def mlm_metrics(model, tokenizer, examples: list[dict], spec: MaskingSpec, seed:
         0.41
     """
     model.eval()
+    device = model_device(model)
+    # the masks come from a CPU generator, so they are the same whatever device the model is on
     collate = MLMCollator.from_tokenizer(tokenizer, spec, torch.Generator().manual_seed(seed))
     nll, top1, top5, n, nsp_right, nsp_n = 0.0, 0, 0, 0, 0, 0
     for chunk in _batches(examples, batch_size):
-        batch = collate([{k: v for k, v in ex.items() if k != "length"} for ex in chunk])
+        batch = to_device(collate([{k: v for k, v in ex.items() if k != "length"} for ex in chunk]), device)
         nsp = batch.pop("next_sentence_label", None)
         labels = batch.pop("labels")
         out = model(**batch)
-        logits = _mlm_logits(out)[labels != -100]  # (selected, vocab)
+        logits = _mlm_logits(out)[labels != -100].float()  # (selected, vocab)
         gold = labels[labels != -100]
         nll += torch.nn.functional.cross_entropy(logits, gold, reduction="sum").item()
         best = logits.topk(5, dim=-1).indices  # (selected, 5)
@@ -61,6 +67,7 @@ def pseudo_perplexity(model, tokenizer, examples: list[dict], max_tokens: int = 
     Costs one forward pass per token, so each example is cut to its first `max_tokens` tokens.
     """
     model.eval()
+    device = model_device(model)
     special = torch.tensor(sorted(tokenizer.all_special_ids))
     total, n = 0.0, 0
     for ex in examples:
@@ -70,11 +77,12 @@ def pseudo_perplexity(model, tokenizer, examples: list[dict], max_tokens: int = 
             rows = ids.repeat(len(chunk), 1)  # (k, seq): row r masks position chunk[r]
             idx = torch.arange(len(chunk))
             rows[idx, chunk] = tokenizer.mask_token_id
-            extra = {"token_type_ids": torch.tensor(ex["token_type_ids"][:max_tokens]).repeat(len(chunk), 1)} \
-                if "token_type_ids" in ex else {}
-            logits = _mlm_logits(model(input_ids=rows, attention_mask=torch.ones_like(rows), **extra))
-            logp = logits[idx, chunk].log_softmax(-1)  # (k, vocab)
-            total -= logp[idx, ids[chunk]].sum().item()
+            inputs = {"input_ids": rows, "attention_mask": torch.ones_like(rows)}
+            if "token_type_ids" in ex:
+                inputs["token_type_ids"] = torch.tensor(ex["token_type_ids"][:max_tokens]).repeat(len(chunk), 1)
+            logits = _mlm_logits(model(**to_device(inputs, device)))  # (k, seq, vocab)
+            logp = logits[idx.to(device), chunk].float().log_softmax(-1)  # (k, vocab)
+            total -= logp[idx.to(device), ids[chunk].to(device)].sum().item()
             n += len(chunk)
     return {"pseudo_perplexity": math.exp(min(total / max(n, 1), 50)), "scored_tokens": n,
             "examples": len(examples)}
@@ -84,9 +92,10 @@ def pseudo_perplexity(model, tokenizer, examples: list[dict], max_tokens: int = 
 def clm_metrics(model, blocks: list[dict], batch_size: int = 8) -> dict:
     """Token-level loss and perplexity over full blocks (every target token counts once)."""
     model.eval()
+    device = model_device(model)
     nll, n = 0.0, 0
     for chunk in _batches(blocks, batch_size):
-        batch = clm_collate(chunk)
+        batch = to_device(clm_collate(chunk), device)
         out = model(**batch)
         tokens = batch["input_ids"].shape[0] * (batch["input_ids"].shape[1] - 1)  # shifted targets
         nll += out.loss.item() * tokens

@@ -149,7 +149,7 @@ async def lifespan(app: FastAPI):
     if st.registry is None:
         st.registry = await asyncio.to_thread(
             Registry, cfg.model.base, cfg.model.adapter_root, cfg.model.device, cfg.model.max_length,
-            cfg.batching.max_forward_tokens)
+            cfg.batching.max_forward_tokens, cfg.model.dtype)
     st.batcher = MicroBatcher(st.registry, cfg.batching, st.metrics)
     await st.batcher.start()
     for name, path in parse_adapters(cfg.model.adapters).items():
@@ -370,7 +370,9 @@ def add_ops_routes(app: FastAPI, st: State) -> None:
     async def readyz():
         if not st.ready or st.draining:
             return error(503, "draining" if st.draining else "loading")
-        return {"status": "ready", "adapters": len(st.registry.entries)}
+        reg = st.registry
+        return {"status": "ready", "adapters": len(reg.entries), "device": str(reg.device),
+                "precision": reg.precision, "precision_reason": reg.precision_reason}
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
              summary="Prometheus text format: requests, latency, batch sizes, queue, adapters, memory")

@@ -28,7 +28,11 @@ class ModelSection:
     adapter_root: str = opt(".", "every adapter path must lie inside this directory (no '..', no "
                                  "symlink escape, no absolute path outside it)")
     max_length: int | None = opt(None, "truncate inputs to this many tokens (default: each run's own)")
-    device: str | None = opt(None, "cpu | cuda (default: cuda when available)")
+    device: str | None = opt(None, "auto | cpu | cuda | cuda:N (default auto: cuda when available)")
+    dtype: str = opt("auto", "auto | fp32 | bf16 | fp16: precision of every served model. auto is the "
+                             "rule `tunesmith predict` uses too (same scores): bf16 on CPUs with "
+                             "AVX512-BF16/AMX and GPUs with native bf16, fp16 on older CUDA GPUs, "
+                             "else fp32")
 
 
 @dataclasses.dataclass
@@ -50,6 +54,7 @@ class LimitsConfig:
 
 
 MODES = ("mixed", "grouped", "sequential")
+DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclasses.dataclass
@@ -60,6 +65,8 @@ class ServeConfig:
     limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
 
     def __post_init__(self):
+        if str(self.model.dtype).strip().lower() not in DTYPES:
+            raise TunesmithError(f"model.dtype '{self.model.dtype}' unknown; use one of {', '.join(DTYPES)}")
         if self.batching.mode not in MODES:
             raise TunesmithError(f"batching.mode '{self.batching.mode}' unknown; use one of {MODES}")
         for name in ("max_batch_tokens", "max_forward_tokens", "max_queue"):

@@ -119,9 +119,15 @@ class Registry:
     """
 
     def __init__(self, base: str | None, adapter_root: str | Path = ".", device: str | None = None,
-                 max_length: int | None = None, max_forward_tokens: int = 8192):
+                 max_length: int | None = None, max_forward_tokens: int = 8192, dtype: str = "auto"):
+        from ..precision import DTYPES, check_precision, resolve_device
+
         self.root = Path(adapter_root).expanduser().resolve()
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)  # None / "auto": cuda when available
+        # one precision for the shared base and for every whole model (their Predictors get the
+        # same name as their execution path); "auto" is `tunesmith predict`'s rule, so both score alike
+        self.precision, self.precision_reason = check_precision(dtype, self.device)
+        self.dtype = DTYPES[self.precision]
         self.max_length = max_length
         self.max_forward_tokens = max_forward_tokens
         self.entries: dict[str, Entry] = {}
@@ -144,7 +150,8 @@ class Registry:
         # The base head is never used (each adapter brings its own); only the backbone is shared.
         model = AutoModelForSequenceClassification.from_pretrained(
             ref.path, use_safetensors=True, trust_remote_code=False)
-        self.base_model = model.to(self.device).eval()
+        # LoRA weights stay float32 (peft's autocast_adapter_dtype) and add onto the cast base output
+        self.base_model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = load_tokenizer(ref)
         self.base_spec, self.base_path = spec, ref.path
         self.base_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -234,7 +241,7 @@ class Registry:
                 target = own.get_submodule(sub) if sub else own
                 if isinstance(target, torch.nn.Linear) and tuple(target.weight.shape) != tuple(tensor.shape):
                     new = torch.nn.Linear(tensor.shape[1], tensor.shape[0], bias=target.bias is not None)
-                    new = new.to(self.device)
+                    new = new.to(device=self.device, dtype=self.dtype)
                     if sub:
                         parent, _, leaf = sub.rpartition(".")
                         setattr(own.get_submodule(parent) if parent else own, leaf, new)
@@ -272,7 +279,7 @@ class Registry:
         else:
             require_safetensors(model_dir, "adapter_model.safetensors")
         start = time.perf_counter()
-        pred = Predictor.load(str(path), device=str(self.device))
+        pred = Predictor.load(str(path), device=str(self.device), fast=self.precision)
         size = sum(p.numel() * p.element_size() for p in pred.model.parameters())
         labels = getattr(pred, "labels", None) or info.get("labels")
         entry = Entry(name, "model", getattr(pred, "task", None) or info.get("task", "classification"), labels,
