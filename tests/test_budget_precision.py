@@ -50,9 +50,11 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
     p = resolve_precision("auto", cpu)
     assert p["precision"] == "bf16" and "AVX512-BF16" in p["why"] and not p["tf32"]
     assert resolve_precision("fp32", cpu)["precision"] == "fp32"
-    with pytest.raises(TunesmithError, match="needs a CUDA GPU"):
+    with pytest.raises(TunesmithError, match="CUDA GPU"):
         resolve_precision("fp16", cpu)
     # a fake CUDA device: Ampere has native bf16 and TF32, Volta gets fp16 with loss scaling
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "fake GPU")
     for native, major, want in ((True, 8, "bf16"), (False, 7, "fp16")):
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, n=native: n)

@@ -145,37 +145,20 @@ def eval_cadence(cfg: TrainConfig, n_train: int, world: int = 1) -> int:
     return cfg.eval_every or max(5, math.ceil(steps_per_epoch / 4))
 
 
-def _native_precision(device: torch.device) -> tuple[str, str]:
-    """auto's choice for `device`: (precision, why)."""
-    if device.type == "cuda":
-        if torch.cuda.is_bf16_supported(including_emulation=False):
-            return "bf16", f"{torch.cuda.get_device_name(device)} has native bf16"
-        return "fp16", f"{torch.cuda.get_device_name(device)} has no native bf16: fp16 with loss scaling"
-    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-    if caps.get("avx512_bf16") or caps.get("amx_bf16"):
-        return "bf16", "this CPU has " + ("AMX" if caps.get("amx_bf16") else "AVX512-BF16") + " (bf16 autocast)"
-    return "fp32", "this CPU has neither AVX512-BF16 nor AMX (bf16 would be emulated, ~5x slower matmuls)"
-
-
 def training_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
 def resolve_precision(requested: str, device: torch.device | None = None) -> dict:
-    """{"precision": what runs, "requested": ..., "why": ..., "tf32": bool} for train.precision."""
-    device = device or training_device()
-    if requested == "auto":
-        name, why = _native_precision(device)
-        why = f"auto: {why}"
-    else:
-        name, why = requested, "asked for"
-    if name == "fp16" and device.type != "cuda":
-        from .errors import TunesmithError
+    """{"precision": what runs, "requested", "why", "tf32", "device"} for train.precision, by the
+    one rule predict and serve use too (precision.py)."""
+    from .precision import check_precision, cuda_capability
 
-        raise TunesmithError("train.precision=fp16 needs a CUDA GPU (loss-scaled fp16 autocast); on the CPU "
-                             "use bf16 (fast with AVX512-BF16 or AMX) or fp32")
-    tf32 = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
-    return {"precision": name, "requested": requested, "why": why, "tf32": tf32, "device": device.type}
+    device = device or training_device()
+    name, why = check_precision(requested, device)  # fp16 without CUDA is refused here
+    tf32 = device.type == "cuda" and cuda_capability(device)[0] >= 8
+    return {"precision": name, "requested": requested, "why": f"auto: {why}" if requested == "auto" else why,
+            "tf32": tf32, "device": device.type}
 
 
 def announce_precision(cfg: TrainConfig, say) -> dict:
