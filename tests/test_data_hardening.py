@@ -27,11 +27,11 @@ def rows_csv(n: int, start: int = 0) -> str:
 # ----------------------------------------------------------------------------- silent misreads
 
 def test_unclosed_quote_closed_by_a_later_field_is_an_error_not_a_merged_text(tmp_path):
-    """The issue's file: 40 rows, `"never closed,positive`, more rows; a later quoted field used
-    to close the quote, so three rows were glued into one text and 80 rows read without a word."""
+    """The issue's file: 83 rows, the 41st `"never closed,positive`; the next quoted field closed
+    the quote, so the old reader returned 80 rows, four lines glued into one text, without a word."""
     path = tmp_path / "reviews.csv"
     path.write_text("text,label\n" + rows_csv(40) + '"never closed,positive\n' + rows_csv(2, 40)
-                    + '"a quoted, fine review",positive\n' + rows_csv(37, 42))
+                    + '"a quoted review",positive\n' + rows_csv(39, 42))
     with pytest.raises(TunesmithError, match=r"reviews.csv, line 42: field 'text' opens a quote that is not "
                                               r"closed on this line, so the rows up to line 45"):
         read_records(path)
