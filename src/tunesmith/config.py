@@ -177,6 +177,7 @@ LORA_DEFAULT_TARGETS = {
     "electra": ["query", "value"], "deberta-v2": ["query_proj", "value_proj"],
     "albert": ["query", "value"], "xlm-roberta": ["query", "value"], "gpt2": ["c_attn"],
     "llama": ["q_proj", "v_proj"], "mistral": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"],
+    "modernbert": ["Wqkv", "Wo"],
 }
 
 

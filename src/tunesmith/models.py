@@ -74,9 +74,35 @@ def load_tokenizer(ref: ModelRef):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(ref.path)
+        tokenizer = AutoTokenizer.from_pretrained(ref.path)
     except (OSError, ValueError) as e:
         raise hub_hint(ref, e) from None
+    return ensure_pad_token(tokenizer, ref)
+
+
+def ensure_pad_token(tokenizer, ref: ModelRef):
+    """Give a decoder's tokenizer the pad token batches need (GPT-2 has none: "Asking to pad but
+    the tokenizer does not have a padding token"). A sequence classifier finds each text's last
+    real token through config.pad_token_id, so both must name the same token: the config's pad
+    id when it has one, else EOS (load_for_task sets config.pad_token_id = EOS to match)."""
+    if tokenizer.pad_token is not None or tokenizer.eos_token is None:
+        return tokenizer
+    pad_id = _config_pad_id(ref)
+    if pad_id is not None and 0 <= pad_id < len(tokenizer):
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
+    else:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _config_pad_id(ref: ModelRef) -> int | None:
+    from transformers import AutoConfig
+
+    try:
+        pad = AutoConfig.from_pretrained(ref.path).pad_token_id
+    except (OSError, ValueError):  # offline hub id, adapter directory: EOS it is
+        return None
+    return pad if isinstance(pad, int) else None
 
 
 def load_config(ref: ModelRef):

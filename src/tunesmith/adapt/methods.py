@@ -145,3 +145,66 @@ def apply_method(model, cfg: MethodConfig, task: str):
     except KeyError:
         raise TunesmithError(f"unknown method '{cfg.name}'; methods: {', '.join(METHODS)}") from None
     return fn(model, cfg, task)
+
+
+def check_method_targets(model_or_config, cfg: MethodConfig, task: str = "classification") -> None:
+    """Stop before any data is read when the method cannot wrap this architecture.
+
+    Checks what `apply_method` would find only after loading and tokenising the data: an
+    unknown method; LoRA/DoRA without default target modules for the model type, or targets the
+    model lacks; IA3 on a type peft has no default targets for. `model_or_config` is a model, its
+    config, or a model directory: from a config the task's model is built on the meta device
+    (module names only; no weights are read or allocated). A directory whose config cannot be
+    read here (a hub id offline, an adapter directory) is left to the full check in apply_method.
+
+    Example:
+        >>> check_method_targets(ModernBertConfig(...), MethodConfig(name="lora"))  # Wqkv, Wo: fine
+        >>> check_method_targets(cfg, MethodConfig(name="lora", target_modules=["nope"]))
+        TunesmithError: target module(s) ['nope'] not found in this model; ...
+    """
+    if cfg.name not in METHODS:
+        raise TunesmithError(f"unknown method '{cfg.name}'; methods: {', '.join(METHODS)}")
+    if cfg.name not in ("lora", "dora", "ia3"):
+        return
+    model = _module_tree(model_or_config, task)
+    if model is None:
+        return
+    if cfg.name in ("lora", "dora"):
+        _check_targets(model, cfg.target_modules or default_targets(model))
+    elif cfg.target_modules:
+        _check_targets(model, cfg.target_modules)
+    else:
+        from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as IA3_DEFAULTS
+
+        mtype = getattr(model.config, "model_type", "")
+        if mtype not in IA3_DEFAULTS:
+            raise TunesmithError(f"IA3 has no default target modules for model type '{mtype}' (peft's table); "
+                                 "name them with --method.target_modules=a,b "
+                                 "(and --method.ia3_feedforward_modules=...)")
+
+
+def _module_tree(model_or_config, task: str):
+    """A model whose module names can be read: the model itself, or one built on the meta device."""
+    import torch
+    from transformers import PretrainedConfig
+
+    if isinstance(model_or_config, torch.nn.Module):
+        return model_or_config
+    config = model_or_config
+    if not isinstance(config, PretrainedConfig):
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(str(model_or_config))
+        except (OSError, ValueError):
+            return None
+    import transformers
+
+    auto = {"classification": transformers.AutoModelForSequenceClassification,
+            "token-classification": transformers.AutoModelForTokenClassification,
+            "generation": transformers.AutoModelForCausalLM}.get(task, transformers.AutoModel)
+    try:
+        with torch.device("meta"):  # (no storage: a 7B model costs nothing here)
+            return auto.from_config(config)
+    except Exception:  # noqa: BLE001 - an architecture without this head: apply_method says it later
+        return None

@@ -58,7 +58,8 @@ def classification_rows(args, info: dict) -> list[dict]:
 
         seed = yaml.safe_load((Path(args.run) / "config.yaml").read_text())["data"]["seed"]
         return load_labelled(DataConfig(dataset=args.data, seed=seed)).splits["test"]  # the run's own split
-    rows, _ = read_labelled_file(args.data, args.text_column, args.label_column)
+    rows, _ = read_labelled_file(args.data, args.text_column, args.label_column,
+                                 empty_hint="give them text or remove those rows: evaluate scores every row")
     check_known_labels({Path(args.data).name: rows}, info["labels"])
     return rows
 

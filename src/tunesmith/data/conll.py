@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ..errors import TunesmithError
-from .readers import read_text
+from .readers import describe_value, read_text
 
 SCHEMES = ("auto", "iob1", "iob2", "bio", "bilou", "iobes")
 PREFIXES = {"iob1": "BI", "iob2": "BI", "bilou": "BILU"}
@@ -72,13 +72,18 @@ def read_conll(path: str | Path) -> list[dict]:
 
 def _jsonl(path: Path) -> list[tuple[int, dict]]:
     out = []
-    for n, line in enumerate(read_text(path).splitlines(), start=1):
+    # split on "\n" only: str.splitlines() also breaks at U+0085/U+2028, legal inside JSON strings
+    for n, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise TunesmithError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise TunesmithError(f"{path}, line {n}: not valid JSON (nested too deeply to read)") from None
+        except ValueError as e:  # an integer of more than 4,300 digits
+            raise TunesmithError(f"{path}, line {n}: not valid JSON ({str(e).split(';')[0]})") from None
         if not isinstance(rec, dict):
             raise TunesmithError(f"{path}, line {n}: each line must be a JSON object")
         out.append((n, rec))
@@ -97,9 +102,20 @@ def tokens_example(rec: dict, path: Path, n: int) -> dict:
         raise TunesmithError(f"{path}, line {n}: empty sentence (no tokens)")
     if len(tokens) != len(tags):
         raise TunesmithError(f"{path}, line {n}: {len(tokens)} tokens but {len(tags)} tags")
-    if any(not str(t).strip() or any(c.isspace() for c in str(t)) for t in tokens):
+    _strings(tokens, "tokens", path, n)
+    _strings(tags, "tags", path, n)
+    if any(not t.strip() or any(c.isspace() for c in t) for t in tokens):
         raise TunesmithError(f"{path}, line {n}: tokens must be non-empty and hold no whitespace")
-    return {"tokens": [str(t) for t in tokens], "tags": [str(t) for t in tags], "_line": n, "_lines": [n] * len(tokens)}
+    return {"tokens": list(tokens), "tags": list(tags), "_line": n, "_lines": [n] * len(tokens)}
+
+
+def _strings(values: list, field: str, path: Path, n: int) -> None:
+    """Tokens and tags are strings: 1999 or 3 would otherwise become '1999' / '3' silently, and
+    integer tags (a hub data set's ner_tags ids) have no names to train on."""
+    bad = next(((i, v) for i, v in enumerate(values) if not isinstance(v, str)), None)
+    if bad is not None:
+        hint = "; give tag names such as B-PER, not their ids" if field == "tags" and isinstance(bad[1], int) else ""
+        raise TunesmithError(f"{path}, line {n}: {field}[{bad[0]}] is {describe_value(bad[1])}, not a string{hint}")
 
 
 def _entity(ent, path: Path, n: int) -> tuple[int, int, str]:
@@ -110,9 +126,10 @@ def _entity(ent, path: Path, n: int) -> tuple[int, int, str]:
         start, end, label = ent
     else:
         raise TunesmithError(f"{path}, line {n}: entity {ent!r} must be {{start, end, label}} or [start, end, label]")
-    if not isinstance(start, int) or not isinstance(end, int) or not label:
-        raise TunesmithError(f"{path}, line {n}: entity {ent!r} needs integer start/end and a label")
-    return start, end, str(label)
+    if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or \
+            not isinstance(end, int) or not isinstance(label, str) or not label.strip():
+        raise TunesmithError(f"{path}, line {n}: entity {ent!r} needs integer start/end and a label string")
+    return start, end, label
 
 
 def spans_example(rec: dict, path: Path, n: int) -> dict:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..errors import TunesmithError
 from .builtin import LABELLED, load_builtin
-from .columns import LABEL_NAMES, TEXT_NAMES, columns_of, pick_column
-from .readers import read_records
+from .columns import LABEL_FALLBACK_NAMES, LABEL_NAMES, TEXT_NAMES, columns_of, headerless_error, pick_column
+from .readers import describe_value, read_records
 from .split import stratified_split
 
 
@@ -35,37 +35,86 @@ def label_order(values: list[str]) -> list[str]:
         return sorted(uniq)
 
 
+EMPTY_HINT = "fix them or pass --data.drop_empty=true to drop them"
+
+
 def read_labelled_file(path: str, text_column: str | None, label_column: str | None,
-                       drop_empty: bool = False, need_labels: bool = True) -> tuple[list[dict], dict]:
-    """Read a user file and normalise it to {"text", "label", "_line"} rows."""
+                       drop_empty: bool = False, need_labels: bool = True,
+                       empty_hint: str = EMPTY_HINT) -> tuple[list[dict], dict]:
+    """Read a user file and normalise it to {"text", "label", "_line"} rows.
+
+    Texts must be strings; labels strings or integers (see `label_text`). `empty_hint` is the
+    advice for empty texts, worded for the command that reads the file.
+    """
     records = read_records(path)
-    cols = columns_of(records)
-    tcol = pick_column(cols, text_column, TEXT_NAMES, "text", path)
-    lcol = None
-    if need_labels or label_column:
-        lcol = pick_column(cols, label_column, LABEL_NAMES, "label", path, exclude=tcol)
+    tcol, lcol = _columns(path, records, text_column, label_column, need_labels)
     rows, empty = [], []
     for rec in records:
-        text = rec.get(tcol)
-        if text is None or not str(text).strip():
+        text = text_value(path, rec, tcol)
+        if text is None or not text.strip():
             empty.append(rec["_line"])
             continue
-        row = {"text": str(text).strip(), "_line": rec["_line"]}
+        row = {"text": text.strip(), "_line": rec["_line"]}
         if lcol:
-            label = rec.get(lcol)
-            if label is None or str(label).strip() == "":
-                raise TunesmithError(f"{path}, line {rec['_line']}: empty label in column '{lcol}'")
-            if isinstance(label, float) and label.is_integer():
-                label = int(label)
-            row["label"] = str(label).strip()
+            row["label"] = label_text(path, rec, lcol)
         rows.append(row)
     if empty and not drop_empty:
         shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
         raise TunesmithError(f"{path}: {len(empty)} empty text(s) in column '{tcol}' at line(s) {shown}; "
-                             "fix them or pass --data.drop_empty=true to drop them")
+                             + empty_hint)
     if not rows:
         raise TunesmithError(f"{path}: no rows with text in column '{tcol}'")
     return rows, {"source": path, "text_column": tcol, "label_column": lcol, "dropped_empty": len(empty)}
+
+
+def _columns(path: str, records: list[dict], text_column: str | None, label_column: str | None,
+             need_labels: bool) -> tuple[str, str | None]:
+    cols = columns_of(records)
+    try:
+        tcol = pick_column(cols, text_column, TEXT_NAMES, "text", path)
+        lcol = None
+        if need_labels or label_column:
+            lcol = pick_column(cols, label_column, LABEL_NAMES, "label", path, exclude=tcol,
+                               fallback=LABEL_FALLBACK_NAMES)
+    except TunesmithError as e:  # a headerless file gets told so, not asked to name a column
+        raise (headerless_error(path, records) or e) from None
+    return tcol, lcol
+
+
+def text_value(path: str, rec: dict, col: str) -> str | None:
+    """The text of one record; None when missing. A number, list, object or true/false is an
+    error rather than its Python spelling (5 -> '5', ['x'] -> "['x']" read as text silently)."""
+    value = rec.get(col)
+    if value is None or isinstance(value, str):
+        return value
+    raise TunesmithError(f"{path}, line {rec['_line']}: field '{col}' holds {describe_value(value)}, not text; "
+                         "texts must be strings (in JSON: quoted)")
+
+
+def label_text(path: str, rec: dict, col: str) -> str:
+    """The label of one record as text.
+
+    The rule: a label is a string or an integer. An integer (or a float with an integral value,
+    as pandas writes integer columns with gaps: 2.0) is read as its decimal text, so 1, 1.0 and
+    "1" are the same label "1", and integer labels sort numerically. Anything else - true/false,
+    a fraction such as 0.7, NaN, a list or an object - is an error naming the file, line and field.
+    """
+    value = rec.get(col)
+    where = f"{path}, line {rec['_line']}: field '{col}'"
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise TunesmithError(f"{path}, line {rec['_line']}: empty label in column '{col}'")
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        raise TunesmithError(f"{where} holds {describe_value(value)}, not a class: labels are strings or "
+                             "integers (bin scores into classes first, e.g. 0 / 1)")
+    why = " (multi-label data is not supported)" if isinstance(value, (list, dict)) else \
+        '; write it as a string ("true") or an integer' if isinstance(value, bool) else ""
+    raise TunesmithError(f"{where} holds {describe_value(value)}; a label is one string or integer per row{why}")
 
 
 def _subsample(rows: list[dict], n: int | None, seed: int) -> list[dict]:

@@ -79,14 +79,30 @@ def read_records(path: str | Path, fmt: str | None = None) -> list[Record]:
 
 
 def _read_delimited(path: Path, text: str, delimiter: str) -> list[Record]:
+    # strict: a quote that never closes, or text after a closing quote, is an error. The lenient
+    # default silently glued the following rows into one field up to the next quote character.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         header = next(reader)
     except StopIteration:
         raise TunesmithError(f"{path}: file is empty") from None
     except csv.Error as e:
         raise TunesmithError(f"{path}, line 1: cannot parse the header: {e}") from None
-    header = [h.strip() for h in header]
+    header = _check_header(path, [h.strip() for h in header])
+    records, start = [], reader.line_num + 1
+    try:
+        for row in reader:
+            if row and any(c.strip() for c in row):
+                records.append(_row_record(path, header, row, start, reader.line_num, delimiter))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise _quote_error(path, text, header, start, reader.line_num, delimiter, e) from None
+    if not records:
+        raise TunesmithError(f"{path}: has a header but no data rows")
+    return records
+
+
+def _check_header(path: Path, header: list[str]) -> list[str]:
     if not any(header):
         raise TunesmithError(f"{path}, line 1: the header row is empty; the first row must name the columns")
     if LINE in header:
@@ -95,23 +111,65 @@ def _read_delimited(path: Path, text: str, delimiter: str) -> list[Record]:
     dupes = sorted({h for h in header if header.count(h) > 1 and h})
     if dupes:
         raise TunesmithError(f"{path}, line 1: duplicate column name(s) {dupes}")
-    records = []
-    try:
-        for row in reader:
-            if not row or all(not c.strip() for c in row):
+    return header
+
+
+def _row_record(path: Path, header: list[str], row: list[str], start: int, end: int, delimiter: str) -> Record:
+    if len(row) != len(header):
+        where = f"line {end}" if start == end else \
+            f"lines {start}-{end} (one row: a quoted field runs over {end - start + 1} lines; is a quote on " \
+            f"line {start} not closed?)"
+        raise TunesmithError(f"{path}, {where}: {len(row)} fields, but the header has {len(header)} "
+                             f"({', '.join(header)}); quote fields that contain '{delimiter}'")
+    return {**dict(zip(header, row)), LINE: start}
+
+
+def _quote_error(path: Path, text: str, header: list[str], start: int, end: int, delimiter: str,
+                 err: csv.Error) -> TunesmithError:
+    """Name the line and the field where a quote opened and did not close the way CSV wants."""
+    field = _open_quote_field(text, start, header, delimiter)
+    fix = ('close the quote, or double each quote that is part of the text ("" inside a quoted field)')
+    if "unexpected end of data" in str(err):
+        return TunesmithError(f"{path}, line {start}: {field} opens a quote that is never closed (it would run "
+                              f"to the end of the file, line {end}); {fix}")
+    if end > start:
+        return TunesmithError(f"{path}, line {start}: {field} opens a quote that is not closed on this line, so "
+                              f"the rows up to line {end} would be read as one text ({err} on line {end}); {fix}")
+    return TunesmithError(f"{path}, line {start}: {field}: text after a closing quote ({err}); {fix}")
+
+
+def _open_quote_field(text: str, n: int, header: list[str], delimiter: str) -> str:
+    """'field \'text\'' for the field of physical line n whose quote breaks the CSV rules."""
+    line = next((l for k, l in enumerate(io.StringIO(text, newline=""), start=1) if k == n), "")
+    k = _bad_quote_index(line.rstrip("\r\n"), delimiter)
+    return f"field '{header[k]}'" if k < len(header) and header[k] else f"field {k + 1}"
+
+
+def _bad_quote_index(line: str, delimiter: str) -> int:
+    """Index of the field that is still quoted at the end of `line`, or has text after its
+    closing quote (CSV's quoting rules, scanned once: the line may be megabytes long)."""
+    k, i, n = 0, 0, len(line)
+    while i < n:
+        if line[i] != '"':  # an unquoted field: quotes inside it are plain characters
+            j = line.find(delimiter, i)
+            if j < 0:
+                return k
+            k, i = k + 1, j + 1
+            continue
+        i += 1
+        while True:  # inside quotes: "" is one quote character, a single " closes
+            j = line.find('"', i)
+            if j < 0:
+                return k  # never closed on this line
+            if line[j + 1:j + 2] == '"':
+                i = j + 2
                 continue
-            if len(row) != len(header):
-                raise TunesmithError(
-                    f"{path}, line {reader.line_num}: {len(row)} fields, but the header has "
-                    f"{len(header)} ({', '.join(header)}); quote fields that contain '{delimiter}'")
-            rec: Record = dict(zip(header, row))
-            rec["_line"] = reader.line_num
-            records.append(rec)
-    except csv.Error as e:
-        raise TunesmithError(f"{path}, line {reader.line_num}: {e}") from None
-    if not records:
-        raise TunesmithError(f"{path}: has a header but no data rows")
-    return records
+            i = j + 1
+            break
+        if i < n and line[i] != delimiter:
+            return k  # text after the closing quote
+        k, i = k + 1, i + 1
+    return k
 
 
 def _read_jsonl(path: Path, text: str) -> list[Record]:
@@ -155,6 +213,18 @@ def _read_json_array(path: Path, text: str) -> list[Record]:
     if not records:
         raise TunesmithError(f"{path}: the JSON array is empty")
     return records
+
+
+def describe_value(value) -> str:
+    """What a non-text JSON/Parquet value is, for error messages: 'a number (5)'."""
+    kind = ("true/false" if isinstance(value, bool) else "a number" if isinstance(value, (int, float))
+            else "a list" if isinstance(value, (list, tuple)) else "an object" if isinstance(value, dict)
+            else f"a {type(value).__name__}")
+    try:
+        shown = json.dumps(value, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    return f"{kind} ({shown[:60]}{'...' if len(shown) > 60 else ''})"
 
 
 def _read_parquet(path: Path) -> list[Record]:

@@ -71,15 +71,32 @@ def _json_item(n: int, raw: bytes | None, max_bytes: int, column: str | None) ->
         rec = json.loads(item.text)
     except json.JSONDecodeError as e:
         return Item(n, error=f"not valid JSON ({e.msg})")
+    except RecursionError:  # e.g. 5,000 '[' in a row: the decoder's recursion limit
+        return Item(n, error="not valid JSON (nested too deeply to read)")
+    except ValueError as e:  # an integer of more than 4,300 digits (Python's int limit)
+        return Item(n, error=f"not valid JSON ({str(e).split(';')[0]})")
     if not isinstance(rec, dict):
         return Item(n, error="not a JSON object")
     key = column or next((k for k in rec if k.lower() in _text_names()), None)
     if key is None or key not in rec:
         return Item(n, error=f"no text field ({column or 'text'}) in {sorted(rec)[:8]}")
-    value = rec[key]
-    if value is None or not str(value).strip():
+    return _value_item(n, rec[key], key)
+
+
+def _value_item(n: int, value, key: str) -> Item:
+    """The item for one record's text field: a string, or an error saying what it holds instead."""
+    from ..data.readers import describe_value
+
+    if value is None or (isinstance(value, str) and not value.strip()):
         return Item(n, error="empty text")
-    return Item(n, str(value))
+    if not isinstance(value, str):
+        return Item(n, error=f"field '{key}' holds {describe_value(value)}, not text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON may escape a lone surrogate ("\ud800"): not a character
+        return Item(n, error=f"field '{key}' holds a lone surrogate escape (\\u{ord(value[e.start]):04x}), "
+                             "not valid Unicode text")
+    return Item(n, value)
 
 
 def _text_names() -> tuple[str, ...]:
@@ -115,17 +132,16 @@ def _items(path: Path, text_column: str | None, max_bytes: int) -> Iterator[Item
 
 
 def _table_items(path: Path, text_column: str | None) -> Iterator[Item]:
-    from ..data.columns import TEXT_NAMES, columns_of, pick_column
+    from ..data.columns import TEXT_NAMES, columns_of, headerless_error, pick_column
     from ..data.readers import read_records
 
     records = read_records(path)
-    col = pick_column(columns_of(records), text_column, TEXT_NAMES, "text", str(path))
+    try:
+        col = pick_column(columns_of(records), text_column, TEXT_NAMES, "text", str(path))
+    except TunesmithError as e:
+        raise (headerless_error(str(path), records) or e) from None
     for rec in records:
-        value = rec.get(col)
-        if value is None or not str(value).strip():
-            yield Item(rec["_line"], error="empty text")
-        else:
-            yield Item(rec["_line"], str(value))
+        yield _value_item(rec["_line"], rec.get(col), col)
 
 
 def count_lines(path: str | Path) -> int | None:
@@ -172,12 +188,44 @@ def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
         yield chunk
 
 
-def predict_chunk(records_fn: Callable[[list[str]], list[dict]], chunk: list[Item]) -> list[dict]:
-    """Output records for one chunk, in input order; only the good items reach the model."""
+def predict_chunk(records_fn: Callable[[list[str]], list[dict]], chunk: list[Item],
+                  raise_if_all_fail: bool = True) -> list[dict]:
+    """Output records for one chunk, in input order; only the good items reach the model.
+
+    A chunk whose prediction raises is retried text by text, so the text that breaks the model
+    becomes an error record with its line instead of ending the job. When every text fails the
+    cause is not a line (a broken model, no memory): with `raise_if_all_fail` that is raised.
+    """
     good = [it for it in chunk if it.error is None]
-    results = iter(records_fn([it.text for it in good]) if good else [])
-    return [{"index": it.index, "line": it.line, "error": it.error} if it.error else
-            {"index": it.index, "line": it.line, "text": it.text, **next(results)} for it in chunk]
+    results = iter(_good_results(records_fn, good, raise_if_all_fail))
+    out = []
+    for it in chunk:
+        res = next(results) if it.error is None else None
+        if isinstance(res, Exception):
+            it.error = f"prediction failed ({type(res).__name__}: {str(res).splitlines()[0][:200] if str(res) else ''})"
+        out.append({"index": it.index, "line": it.line, "error": it.error} if it.error else
+                   {"index": it.index, "line": it.line, "text": it.text, **res})
+    return out
+
+
+def _good_results(records_fn, good: list[Item], raise_if_all_fail: bool) -> list:
+    """One result dict (or the exception it raised) per good item."""
+    if not good:
+        return []
+    try:
+        return records_fn([it.text for it in good])
+    except Exception:  # noqa: BLE001 - which text broke it is found below; anything else is re-raised
+        one = [_one_result(records_fn, it.text) for it in good]
+        if raise_if_all_fail and all(isinstance(r, Exception) for r in one):
+            raise
+        return one
+
+
+def _one_result(records_fn, text: str):
+    try:
+        return records_fn([text])[0]
+    except Exception as e:  # noqa: BLE001 - becomes this line's error record
+        return e
 
 
 def stream_predict(records_fn: Callable[[list[str]], list[dict]], input_path: str | Path,
@@ -208,12 +256,14 @@ def stream_predict(records_fn: Callable[[list[str]], list[dict]], input_path: st
         if k == done - 1 and item.line != last_line:
             raise TunesmithError(f"{output}: its last record is line {last_line}, but record {done} of "
                                  f"{input_path} is line {item.line}; it belongs to another input")
+    if Path(input_path).suffix.lower() not in STREAMED:
+        items = iter(list(items))  # read whole anyway: a bad file stops here, before any output exists
     bar = _progress(total if total is not None else count_lines(input_path), done, progress)
     counts: dict = {"written": 0, "errors": 0, "skipped": done, "bad_lines": []}
-    out = open(output, "a" if resume else "w", encoding="utf-8") if output_path else sys.stdout
+    out = _open_output(output, resume) if output else sys.stdout
     try:
         for chunk in _chunks(items, chunk_size):
-            recs = predict_chunk(records_fn, chunk)
+            recs = predict_chunk(records_fn, chunk, raise_if_all_fail=counts["written"] == counts["errors"])
             out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
             out.flush()
             counts["written"] += len(recs)
@@ -221,11 +271,33 @@ def stream_predict(records_fn: Callable[[list[str]], list[dict]], input_path: st
             counts["errors"] += len(bad)
             counts["bad_lines"] += [(r["line"], r["error"]) for r in bad][: 20 - len(counts["bad_lines"])]
             bar.update(len(recs))
+    except BaseException:
+        if out is not sys.stdout:
+            out.close()
+            _after_failure(output, counts["written"], resume)
+        raise
     finally:
         bar.close()
         if out is not sys.stdout:
             out.close()
     return counts
+
+
+def _open_output(output: Path, resume: bool):
+    try:
+        return open(output, "a" if resume else "w", encoding="utf-8")
+    except OSError as e:
+        raise TunesmithError(f"--output {output}: cannot write it ({e.strerror})") from None
+
+
+def _after_failure(output: Path, written: int, resume: bool) -> None:
+    """A failed job never leaves an empty output that looks like a result."""
+    if written == 0 and not resume:
+        output.unlink(missing_ok=True)
+        print(f"predict stopped before any record was written; removed the empty {output}", file=sys.stderr)
+    elif written:
+        print(f"predict stopped after {written} records; {output} holds them: add --resume to continue",
+              file=sys.stderr)
 
 
 def _progress(total: int | None, initial: int, enabled: bool):

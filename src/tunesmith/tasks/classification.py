@@ -10,6 +10,7 @@ import torch
 
 from .. import lean_train, runs
 from ..adapt import apply_method, format_param_table, param_table
+from ..adapt.methods import check_method_targets
 from ..config import FinetuneConfig, dump_yaml
 from ..adapt.mixup import enable_mixup
 from ..data.augment import augmented_train_rows
@@ -76,6 +77,7 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     """Fine-tune, evaluate and write a complete run directory; returns the report."""
     torch.manual_seed(cfg.train.seed)
     ref = resolve(cfg.model.name)
+    check_method_targets(ref.path, cfg.method, "classification")  # seconds, before the data
     data = load_labelled(cfg.data)
     say(f"data: {cfg.data.dataset if not cfg.data.train else cfg.data.train} -> "
         + ", ".join(f"{k} {v}" for k, v in data.info["sizes"].items()) + f"; labels {data.labels}")

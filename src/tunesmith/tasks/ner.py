@@ -11,6 +11,7 @@ import torch
 
 from .. import budget, runs
 from ..adapt import apply_method, format_param_table, param_table
+from ..adapt.methods import check_method_targets
 from ..config import FinetuneConfig
 from ..data.conll import label_list, normalise, read_ner_file
 from ..data.ner_align import IGNORE, encode_ner, words_from_windows
@@ -176,6 +177,7 @@ def finetune_ner(cfg: FinetuneConfig, run: Path) -> dict:
     """Fine-tune a token classifier, evaluate entity-level and write a complete run directory."""
     torch.manual_seed(cfg.train.seed)
     ref = resolve(cfg.model.name)
+    check_method_targets(ref.path, cfg.method, "token-classification")  # seconds, before the data
     splits, labels, info = load_ner_data(cfg)
     say(f"data: {cfg.data.train or cfg.data.dataset} -> " + ", ".join(f"{k} {v}" for k, v in info["sizes"].items())
         + f" sentences; scheme {info['scheme'].upper()}; {len(labels)} labels")
