@@ -77,6 +77,8 @@ def encoder_layers(model) -> list[nn.Module]:
 
 def _sublayer(layer: nn.Module, place: str) -> nn.Module:
     mod = layer.get_submodule(place)
+    if isinstance(getattr(mod, "dropout", None), AdapterAfter):
+        raise TunesmithError("this model already has adapter layers")
     if not isinstance(getattr(mod, "dropout", None), nn.Dropout) or not hasattr(mod, "LayerNorm"):
         raise TunesmithError(f"adapter layers: {type(layer).__name__}.{place} has no dropout + LayerNorm "
                              "(not a BERT-style layer); use --method lora or full")
@@ -92,8 +94,6 @@ def add_adapters(model, kind: str = "houlsby", size: int = 64) -> list[Bottlenec
     for layer in encoder_layers(model):
         for place in PLACES[kind]:
             mod = _sublayer(layer, place)
-            if isinstance(mod.dropout, AdapterAfter):
-                raise TunesmithError("this model already has adapter layers")
             adapter = BottleneckAdapter(hidden, size)
             mod.dropout = AdapterAfter(mod.dropout, adapter)
             added.append(adapter)
