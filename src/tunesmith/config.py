@@ -197,7 +197,7 @@ class MethodConfig:
     prefix_hidden_size: int | None = opt(None, "prefix: hidden size of that MLP (default: the model's hidden size)")
     adapter_type: str = opt("houlsby", "adapter: houlsby (after attention and feed-forward, LayerNorms train) "
                             "| pfeiffer (after feed-forward only)")
-    adapter_size: int = opt(64, "adapter: bottleneck size (64 on BERT-base: 2.2% of its weights)")
+    adapter_size: int = opt(64, "adapter: bottleneck size (64 on BERT-base: 2.17 percent of its weights)")
 
     def __post_init__(self) -> None:
         if self.lora_r < 1:
