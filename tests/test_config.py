@@ -12,7 +12,9 @@ def test_yaml_then_overrides(tmp_path):
     assert cfg.method.name == "lora" and cfg.method.lora_r == 4
     assert cfg.train.epochs == 5.0
     assert cfg.method.target_modules == ["query", "key"]
-    assert cfg.learning_rate() == C.DEFAULT_LR["lora"]
+    from tunesmith.adapt.registry import get
+
+    assert cfg.learning_rate() == get("lora").lr == 3e-4
 
 
 def test_unknown_key_lists_valid_keys():

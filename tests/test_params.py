@@ -3,7 +3,7 @@ every formula checked against the model peft actually builds."""
 import pytest
 from transformers import BertConfig
 
-from tunesmith.adapt import apply_method, param_table
+from tunesmith.adapt import REGISTRY, apply_method, param_table
 from tunesmith.cli import main
 from tunesmith.config import MethodConfig
 from tunesmith.strategy.formulas import breakdown, count_method
@@ -44,7 +44,7 @@ def test_textbook_bert_base_numbers():
     assert round(100 * big.adapter / big.adapted_weights, 2) == 4.17
 
 
-@pytest.mark.parametrize("method", ["full", "head", "lora", "dora", "ia3", "prompt", "ptuning"])
+@pytest.mark.parametrize("method", list(REGISTRY))  # a registered method is tested by being registered
 def test_formula_matches_what_peft_builds(method):
     import torch
     from transformers import BertForSequenceClassification
@@ -52,9 +52,9 @@ def test_formula_matches_what_peft_builds(method):
     cfg = BertConfig(**SMALL, num_labels=3)
     torch.manual_seed(0)
     model = apply_method(BertForSequenceClassification(cfg),
-                         MethodConfig(name=method, lora_r=2, num_virtual_tokens=3), "classification")
+                         MethodConfig(name=method, lora_r=2, num_virtual_tokens=3, adapter_size=3), "classification")
     real = param_table(model)
-    c = count_method(cfg, method, num_labels=3, r=2, num_virtual_tokens=3)
+    c = count_method(cfg, method, num_labels=3, r=2, num_virtual_tokens=3, adapter_size=3)
     assert real["trainable"] == c.trainable
     assert real["total"] == c.total
 

@@ -183,7 +183,8 @@ LORA_DEFAULT_TARGETS = {
 
 @dataclasses.dataclass
 class MethodConfig:
-    name: str = opt("full", "adaptation method: full | lora | head | dora | ia3 | prompt | ptuning (see `tunesmith methods`)")
+    name: str = opt("full", "adaptation method: full | lora | head | dora | ia3 | prompt | ptuning | prefix | "
+                    "adapter (see `tunesmith methods`)")
     lora_r: int = opt(8, "LoRA rank r")
     lora_alpha: int = opt(16, "LoRA scaling alpha (update scaled by alpha / r)")
     lora_dropout: float = opt(0.1, "dropout on the LoRA branch")
@@ -193,6 +194,12 @@ class MethodConfig:
                                   "before the input")
     ia3_feedforward_modules: list[str] | None = opt(None, "IA3: which target modules are feed-forward "
                                                     "(scaled on their input); default by architecture")
+    prefix_projection: bool = opt(False, "prefix: produce the prefix through a 2-layer MLP (reparametrisation) "
+                                  "instead of learning it directly")
+    prefix_hidden_size: int | None = opt(None, "prefix: hidden size of that MLP (default: the model's hidden size)")
+    adapter_type: str = opt("houlsby", "adapter: houlsby (after attention and feed-forward, LayerNorms train) "
+                            "| pfeiffer (after feed-forward only)")
+    adapter_size: int = opt(64, "adapter: bottleneck size (64 on BERT-base: 2.17 percent of its weights)")
 
     def __post_init__(self) -> None:
         if self.lora_r < 1:
@@ -201,10 +208,10 @@ class MethodConfig:
             raise ValueError("lora_dropout must be in [0, 1)")
         if self.num_virtual_tokens < 1:
             raise ValueError("num_virtual_tokens must be >= 1")
-
-
-DEFAULT_LR = {"full": 2e-5, "lora": 3e-4, "head": 1e-3,
-              "dora": 3e-4, "ia3": 3e-3, "prompt": 3e-2, "ptuning": 3e-3}  # PEFT papers' ranges
+        if self.adapter_type not in ("houlsby", "pfeiffer"):
+            raise ValueError("adapter_type must be houlsby or pfeiffer")
+        if self.adapter_size < 1 or (self.prefix_hidden_size is not None and self.prefix_hidden_size < 1):
+            raise ValueError("adapter_size and prefix_hidden_size must be >= 1")
 
 
 @dataclasses.dataclass
@@ -213,8 +220,8 @@ class TrainConfig:
     max_steps: int = opt(-1, "stop after this many optimizer steps (overrides epochs when > 0)")
     batch_size: int = opt(32, "examples per device per step")
     eval_batch_size: int = opt(128, "examples per evaluation batch")
-    learning_rate: float | None = opt(None, "peak learning rate; default per method: full 2e-5, "
-                                      "lora 3e-4, head 1e-3")
+    learning_rate: float | None = opt(None, "peak learning rate; default per method (`tunesmith methods`): "
+                                      "full 2e-5, lora 3e-4, head 1e-3, prefix 1e-2, adapter 1e-3")
     weight_decay: float = opt(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
     warmup_ratio: float = opt(0.1, "share of steps for the linear warm-up")
     max_grad_norm: float = opt(1.0, "gradient clipping norm (0 turns it off)")
@@ -346,4 +353,6 @@ class FinetuneConfig:
     generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
 
     def learning_rate(self) -> float:
-        return self.train.learning_rate or DEFAULT_LR.get(self.method.name, 2e-5)
+        from .adapt.registry import default_lr  # the method's record holds its default lr
+
+        return self.train.learning_rate or default_lr(self.method.name)

@@ -7,7 +7,8 @@
       labels.json         id -> label name
       token_stats.json    token-length statistics per split
       params.json         trainable vs total parameters
-      model/              the artifact: whole model (full, head) or adapter + head (lora), tokenizer
+      model/              the artifact: whole model (full, head), peft adapter + head (lora, prefix...)
+                          or adapter layers + head (adapter), tokenizer
       merged/             LoRA merged into a plain model (with --output.merge)
       checkpoints/        Trainer checkpoints for --output.resume
       report.{json,md}, confusion_matrix.png, learning_curve.png, README.md (model card)
@@ -186,13 +187,14 @@ def check_free_space(run: Path, need_bytes: int) -> None:
 
 def save_artifacts(run: Path, model, tokenizer, method: str, merge: bool):
     """Write run/model (whole model, or adapter + head for peft) and, with `merge`, run/merged;
-    return the model to evaluate with (adapters folded in where peft can: LoRA, DoRA, IA3)."""
-    from .adapt.methods import MERGEABLE
+    return the model to evaluate with (adapters folded in where peft can: LoRA, DoRA, IA3).
+    How the model is written (save_pretrained, or adapter layers + config) is the method's record."""
+    from .adapt.registry import get, save_model
 
     (run / "model").mkdir(exist_ok=True)
-    model.save_pretrained(run / "model")
+    save_model(run / "model", model, method)
     tokenizer.save_pretrained(run / "model")
-    if method not in MERGEABLE:  # full/head runs are plain models; prompt-style peft cannot be folded in
+    if not get(method).mergeable:  # full/head: plain models; prompt, prefix, adapter layers cannot fold in
         return model
     merged = model.merge_and_unload()
     if merge:

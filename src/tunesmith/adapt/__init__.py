@@ -1,7 +1,8 @@
 """Adaptation methods: each reduces to "which parameters train".
 
-`METHODS` is the one place that lists what exists; each entry is a plain function
-`(model, MethodConfig, task) -> model`.
+`registry.REGISTRY` is the one place that lists what exists: one `Method` record per method
+(apply function, default lr, description, peft?, mergeable, servable, formula, save/load, card).
 """
-from .methods import MERGEABLE, METHODS, PEFT_METHODS, apply_method, head_module_names  # noqa: F401
+from .methods import head_module_names  # noqa: F401
 from .params import param_table, format_param_table  # noqa: F401
+from .registry import MERGEABLE, METHODS, PEFT_METHODS, REGISTRY, apply_method, get  # noqa: F401

@@ -1,7 +1,8 @@
-"""The registry of adaptation methods."""
-from __future__ import annotations
+"""How each adaptation method is applied: plain functions `(model, MethodConfig, task) -> model`.
 
-from typing import Callable
+The facts about each method (default lr, description, peft?, mergeable, formula, loading) are in
+its record in adapt/registry.py."""
+from __future__ import annotations
 
 from ..config import LORA_DEFAULT_TARGETS, MethodConfig
 from ..errors import TunesmithError
@@ -116,35 +117,31 @@ def ptuning(model, cfg: MethodConfig, task: str):
     return get_peft_model(model, config)
 
 
-# Prefix tuning is left out on purpose: peft 0.21 looks for a `past_key_values` argument in the
-# encoder's forward, which transformers 5 renamed to `cache` for BERT-family encoders, so
-# get_peft_model succeeds and the first forward raises "Model does not support past key values".
-# A bottleneck adapter is left out too: the `adapters` library (1.3.0) pins transformers~=4.57.
-METHODS: dict[str, Callable] = {"full": full, "lora": lora, "head": head, "dora": dora, "ia3": ia3,
-                                "prompt": prompt, "ptuning": ptuning}
+def prefix(model, cfg: MethodConfig, task: str):
+    """Prefix tuning: trainable keys and values prepended in every layer (peft PrefixTuning); the
+    backbone must have gone through prefix.expose_past_key_values (the registry does it)."""
+    from peft import PrefixTuningConfig, get_peft_model
 
-# Methods whose run saves a peft adapter (adapter_config.json) rather than a full model.
-PEFT_METHODS = ("lora", "dora", "ia3", "prompt", "ptuning")
-# Of those, the ones peft can fold into the base weights (merge_and_unload).
-MERGEABLE = ("lora", "dora", "ia3")
-
-DESCRIPTIONS = {
-    "full": "every parameter trains (default lr 2e-5)",
-    "lora": "low-rank adapters on attention (peft); backbone frozen; head trains (default lr 3e-4)",
-    "head": "backbone frozen as a feature extractor; only the task head trains (default lr 1e-3)",
-    "dora": "LoRA with a learned magnitude per output feature (peft use_dora); head trains (lr 3e-4)",
-    "ia3": "learned scaling vectors on keys, values, feed-forward (peft); head trains (lr 3e-3)",
-    "prompt": "trainable virtual-token embeddings before the input (peft); head trains (lr 3e-2)",
-    "ptuning": "virtual tokens from a small MLP prompt encoder (peft P-tuning); head trains (lr 3e-3)",
-}
+    config = PrefixTuningConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens,
+                                prefix_projection=cfg.prefix_projection,
+                                encoder_hidden_size=cfg.prefix_hidden_size)
+    return get_peft_model(model, config)
 
 
-def apply_method(model, cfg: MethodConfig, task: str):
-    try:
-        fn = METHODS[cfg.name]
-    except KeyError:
-        raise TunesmithError(f"unknown method '{cfg.name}'; methods: {', '.join(METHODS)}") from None
-    return fn(model, cfg, task)
+def adapter(model, cfg: MethodConfig, task: str):
+    """Bottleneck adapter layers (adapt/bottleneck.py): adapters and the head train; with Houlsby
+    the LayerNorms train too; everything else is frozen."""
+    from .bottleneck import add_adapters, layer_norm_names
+
+    for p in model.parameters():
+        p.requires_grad = False
+    add_adapters(model, cfg.adapter_type, cfg.adapter_size)
+    trains = set(layer_norm_names(model, cfg.adapter_type))
+    heads = set(head_module_names(model))
+    for name, p in model.named_parameters():
+        p.requires_grad = ".adapter." in name or name in trains or name.split(".")[0] in heads
+    model.tunesmith_adapter_layers = {"type": cfg.adapter_type, "size": cfg.adapter_size}
+    return model
 
 
 def check_method_targets(model_or_config, cfg: MethodConfig, task: str = "classification") -> None:
@@ -162,8 +159,10 @@ def check_method_targets(model_or_config, cfg: MethodConfig, task: str = "classi
         >>> check_method_targets(cfg, MethodConfig(name="lora", target_modules=["nope"]))
         TunesmithError: target module(s) ['nope'] not found in this model; ...
     """
-    if cfg.name not in METHODS:
-        raise TunesmithError(f"unknown method '{cfg.name}'; methods: {', '.join(METHODS)}")
+    from .registry import REGISTRY
+
+    if cfg.name not in REGISTRY:
+        raise TunesmithError(f"unknown method '{cfg.name}'; methods: {', '.join(REGISTRY)}")
     if cfg.name not in ("lora", "dora", "ia3"):
         return
     model = _module_tree(model_or_config, task)

@@ -16,6 +16,7 @@ EPILOG = """examples:
   tunesmith compare --methods full,lora,head --data movie-reviews --max-train 2000 --epochs 1 --max-length 64
   tunesmith compare --methods lora,ia3 --sweep lr=1e-4,3e-4,1e-3 --train.early_stopping_patience=2
   tunesmith compare --data reviews.csv --methods full,lora,dora,ia3,prompt --out runs/cmp
+  tunesmith compare --methods full,adapter,lora,prefix --data movie-reviews   # the textbook's four
 """
 
 

@@ -66,7 +66,12 @@ def finetune(cfg: FinetuneConfig):
     if cfg.model.task not in tasks:
         raise TunesmithError(f"unknown task '{cfg.model.task}'; tasks: {', '.join(tasks)}")
     from .. import runs
+    from ..adapt.registry import get, prepare_config
 
+    if get(cfg.method.name).prepare is not None:  # e.g. prefix tuning caps max_length
+        from ..models import load_config, resolve
+
+        prepare_config(cfg, load_config(resolve(cfg.model.name)))
     run = prepare_run(cfg)
     main = runs.is_main_process()  # under accelerate launch / torchrun only the main process talks
     if main:

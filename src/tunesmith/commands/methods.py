@@ -1,16 +1,27 @@
-"""`tunesmith methods`: the adaptation methods tunesmith knows."""
-from ..adapt.methods import DESCRIPTIONS, METHODS
+"""`tunesmith methods`: the adaptation methods tunesmith knows, from their records."""
+from ..adapt.registry import REGISTRY
 
 
 def register(sub) -> None:
-    p = sub.add_parser("methods", help="list adaptation methods (full, lora, head, ...)",
+    p = sub.add_parser("methods", help="list adaptation methods (full, lora, head, prefix, adapter, ...)",
                        description="Adaptation methods: each one decides which parameters train. Choose one "
                                    "with `tunesmith finetune --method NAME`; `tunesmith params` counts them "
                                    "exactly and `tunesmith compare` measures them side by side.")
     p.set_defaults(func=run)
 
 
+def table() -> list[str]:
+    """One line per registered method: name, default lr, what a run saves, mergeable, description."""
+    lines = [f"{'method':<9}{'lr':>7}  {'saves':<15}{'merge':<6}{'serve':<6}description"]
+    for r in REGISTRY.values():
+        saves = {"whole": "whole model", "peft": "peft adapter", "adapter-layers": "adapter layers"}[r.artifact]
+        lines.append(f"{r.name:<9}{r.lr:>7g}  {saves:<15}{'yes' if r.mergeable else '-':<6}"
+                     f"{'yes' if r.servable else '-':<6}{r.description}")
+    return lines
+
+
 def run(args) -> int:
-    for name in METHODS:
-        print(f"{name:<8} {DESCRIPTIONS.get(name, '')}")
+    print("\n".join(table()))
+    print("\nlr: default learning rate; merge: folded into the base weights for inference; "
+          "serve: shares one base on the multi-adapter server (others load as their own model)")
     return 0

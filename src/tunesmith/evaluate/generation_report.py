@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import runs
 from ..adapt.params import format_param_table
+from ..adapt.registry import card_code, library_name
 from .plots import learning_curve_png
 
 
@@ -36,26 +37,11 @@ def write_generation_report(run: Path, report: dict) -> None:
 
 
 def generation_model_card(run: Path, info: dict, report: dict) -> None:
-    if info["method"] == "lora":
-        load = f'''```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from peft import PeftModel
-
-base = AutoModelForCausalLM.from_pretrained("{info['base_model_path']}")
-model = PeftModel.from_pretrained(base, "{run / 'model'}").merge_and_unload().eval()
-tokenizer = AutoTokenizer.from_pretrained("{run / 'model'}")
-```'''
-    else:
-        load = f'''```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-model = AutoModelForCausalLM.from_pretrained("{run / 'model'}").eval()
-tokenizer = AutoTokenizer.from_pretrained("{run / 'model'}")
-```'''
+    load = f"```python\n{card_code(info, run, 'AutoModelForCausalLM')}\n```"
     ppl = " ".join(f"{s}: {m['before']['perplexity']:.2f} -> {m['after']['perplexity']:.2f}."
                    for s, m in report["evaluation"].items())
     text = f"""---
-library_name: {'peft' if info['method'] == 'lora' else 'transformers'}
+library_name: {library_name(info)}
 pipeline_tag: text-generation
 base_model: {info['base_model']}
 ---

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import runs
 from ..adapt.params import format_param_table
+from ..adapt.registry import card_code, library_name
 from ..data.stats import format_stats
 from .metrics import format_confusion
 from .ner_metrics import format_ner_table
@@ -64,28 +65,13 @@ def ner_model_card(run: Path, info: dict, report: dict) -> None:
     """README.md: what the run is, how well it did, how to load it with plain transformers/peft."""
     test = report["evaluation"].get("test") or report["evaluation"].get("validation", {})
     labels = info["labels"]
-    if info["method"] == "lora":
-        load = f'''```python
-from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
-from peft import PeftModel
-
-base = AutoModelForTokenClassification.from_pretrained(
-    "{info['base_model_path']}", num_labels={len(labels)},
-    id2label={dict(enumerate(labels))}, label2id={ {l: i for i, l in enumerate(labels)} })
-model = PeftModel.from_pretrained(base, "{run / 'model'}").merge_and_unload().eval()
-tokenizer = AutoTokenizer.from_pretrained("{run / 'model'}")
-ner = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first")
-```'''
-    else:
-        load = f'''```python
-from transformers import pipeline
-
-ner = pipeline("token-classification", model="{run / 'model'}", aggregation_strategy="first")
-print(ner("Apple Inc. was founded by Steve Jobs in Cupertino, California."))
-```'''
+    load = (f"```python\n{card_code(info, run, 'AutoModelForTokenClassification')}\n"
+            "from transformers import pipeline\n\n"
+            'ner = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first")\n'
+            'print(ner("Apple Inc. was founded by Steve Jobs in Cupertino, California."))\n```')
     note = f"\n**Note:** {report['note']}.\n" if report.get("note") else ""
     text = f"""---
-library_name: {'peft' if info['method'] == 'lora' else 'transformers'}
+library_name: {library_name(info)}
 pipeline_tag: token-classification
 base_model: {info['base_model']}
 ---

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from .. import runs
 from ..adapt.params import format_param_table
+from ..adapt.registry import card_code, library_name
 from ..data.stats import format_stats
 from .metrics import format_confusion
 from .plots import confusion_png, learning_curve_png
@@ -55,26 +56,9 @@ def model_card(run: Path, info: dict, report: dict) -> None:
     """README.md in the run: what it is, how well it did, how to load it without tunesmith."""
     test = report["evaluation"].get("test") or report["evaluation"].get("validation", {})
     labels = info["labels"]
-    if info["method"] == "lora":
-        load = f'''```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-from peft import PeftModel
-
-base = AutoModelForSequenceClassification.from_pretrained(
-    "{info['base_model_path']}", num_labels={len(labels)},
-    id2label={dict(enumerate(labels))}, label2id={ {l: i for i, l in enumerate(labels)} })
-model = PeftModel.from_pretrained(base, "{run / 'model'}").merge_and_unload().eval()
-tokenizer = AutoTokenizer.from_pretrained("{run / 'model'}")
-```'''
-    else:
-        load = f'''```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-model = AutoModelForSequenceClassification.from_pretrained("{run / 'model'}").eval()
-tokenizer = AutoTokenizer.from_pretrained("{run / 'model'}")
-```'''
+    load = f"```python\n{card_code(info, run, 'AutoModelForSequenceClassification')}\n```"
     text = f"""---
-library_name: {'peft' if info['method'] == 'lora' else 'transformers'}
+library_name: {library_name(info)}
 pipeline_tag: text-classification
 base_model: {info['base_model']}
 ---

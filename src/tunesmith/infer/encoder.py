@@ -26,6 +26,12 @@ def _layout_problem(model) -> str | None:
     """Why the lean pass does not apply to this model (None when it does)."""
     if not type(model).__name__.endswith("ForSequenceClassification"):
         return f"{type(model).__name__} is not a sequence classifier"
+    from ..adapt.bottleneck import has_adapters
+
+    if has_adapters(model):  # the lean pass re-implements the layers: it would skip the adapters
+        return "bottleneck adapter layers (not mergeable): the plain forward runs them"
+    if hasattr(model, "peft_config"):  # prompt / prefix tuning: virtual tokens the lean pass lacks
+        return "an unmerged peft model (prompt, p-tuning or prefix tuning): the plain forward runs it"
     cfg = model.config
     base = getattr(model, getattr(model, "base_model_prefix", "") or "", None)
     layers = getattr(getattr(base, "encoder", None), "layer", None)

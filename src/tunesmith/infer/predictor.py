@@ -45,26 +45,11 @@ def _auto_class(task: str):
 
 
 def load_run_model(run: Path, info: dict, merge: bool = True):
-    """The trained model of a run; LoRA adapters are merged for inference unless merge=False."""
-    auto = _auto_class(info["task"])
-    labels = info.get("labels")
-    if (run / "model" / "adapter_config.json").is_file():  # any peft method: lora, dora, ia3, prompt...
-        if (run / "merged" / "config.json").is_file() and merge:
-            return auto.from_pretrained(run / "merged")
-        from peft import PeftModel
+    """The trained model of a run; how it loads (whole model, peft adapter merged where peft can,
+    adapter layers) is its method's record (adapt/registry.py)."""
+    from ..adapt.registry import load_run_model as load
 
-        base = info["base_model_path"]
-        if not Path(base).exists() and info.get("base_model_source") != "hub":
-            raise TunesmithError(f"{run}: base model {base} of this LoRA run is missing; reinstall it "
-                                 f"or load a merged model (tunesmith finetune --output.merge=true)")
-        kwargs = {}
-        if labels is not None:
-            kwargs = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                          label2id={n: i for i, n in enumerate(labels)})
-        model = auto.from_pretrained(base, **kwargs)
-        model = PeftModel.from_pretrained(model, run / "model")
-        return model.merge_and_unload() if merge and hasattr(model, "merge_and_unload") else model
-    return auto.from_pretrained(run / "model")
+    return load(Path(run), info, _auto_class(info["task"]), merge)
 
 
 def guess_task(config) -> str:
@@ -129,7 +114,9 @@ class Predictor:
             tok = load_tokenizer(ModelRef(str(spec), str(path / "model"), "run", run=path))
             kwargs.setdefault("max_length", info.get("max_length") or default_max_length(tok, model.config))
             kwargs.setdefault("verified", verified_paths(path))
-            if info.get("method") == "lora":
+            from ..adapt.registry import REGISTRY
+
+            if getattr(REGISTRY.get(info.get("method", "")), "servable", False):
                 kwargs.setdefault("adapter", {"dir": str(path / "model"), "base": info.get("base_model_path")})
             return cls(model, prepare_tokenizer(tok, run_task), run_task, **kwargs)
         ref = resolve(str(spec))

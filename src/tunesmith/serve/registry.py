@@ -164,10 +164,15 @@ class Registry:
         return path
 
     def kind_of(self, given: str) -> str:
-        """'lora' when the directory holds a classification LoRA adapter, else 'model'."""
+        """'lora' when the directory holds a classification adapter the shared base can hold (the
+        method record's `servable`: LoRA), else 'model' (its own Predictor)."""
+        from ..adapt.registry import REGISTRY
+
         info, model_dir = run_info(self.resolve_path(given))
         lora = (model_dir / "adapter_config.json").is_file()
-        return "lora" if lora and info.get("task", "classification") == "classification" else "model"
+        method = REGISTRY.get(info.get("method", "lora"))  # a bare adapter folder: LoRA as before
+        servable = method.servable if method else False
+        return "lora" if lora and servable and info.get("task", "classification") == "classification" else "model"
 
     def read_adapter(self, name: str, given: str) -> AdapterFiles:
         """Read config and weights (safetensors only); touches no model, so any thread may call it."""
@@ -274,10 +279,9 @@ class Registry:
             raise TunesmithError(f"'{name}' is already loaded; unload it first")
         path = self.resolve_path(given)
         info, model_dir = run_info(path)
-        if not (model_dir / "adapter_config.json").is_file():
-            require_safetensors(model_dir, "model.safetensors")
-        else:
-            require_safetensors(model_dir, "adapter_model.safetensors")
+        from ..adapt.registry import WEIGHTS, artifact_kind
+
+        require_safetensors(model_dir, WEIGHTS[artifact_kind(model_dir)])
         start = time.perf_counter()
         pred = Predictor.load(str(path), device=str(self.device), fast=self.precision)
         size = sum(p.numel() * p.element_size() for p in pred.model.parameters())

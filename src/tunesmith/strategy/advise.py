@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import DEFAULT_LR
+from ..adapt.registry import LADDER, default_lr
 from .formulas import MethodCount, count_method, human_bytes
 from .memory import MemoryEstimate, estimate
 from .probe import ProbeResult
@@ -21,7 +21,6 @@ from .probe import ProbeResult
 SMALL_DATA = 2_000
 TINY_DATA = 100
 MANY_TASKS = 3
-LADDER = ["full", "lora", "ia3", "head"]  # best expected accuracy first, smallest footprint last
 
 
 @dataclass
@@ -150,7 +149,7 @@ def _by_time(sit: Situation, choice: str, probes: dict[str, ProbeResult], reason
 
 def _settings(choice: str, sit: Situation) -> dict:
     """Finetune options (section.key -> value) for the recommendation."""
-    s = {"method.name": choice, "train.learning_rate": DEFAULT_LR.get(choice, 2e-5),
+    s = {"method.name": choice, "train.learning_rate": default_lr(choice),
          "train.epochs": epochs_for(sit.samples), "train.batch_size": sit.batch, "model.max_length": sit.seq}
     if choice in ("lora", "dora"):
         s.update({"method.lora_r": 8, "method.lora_alpha": 16})

@@ -31,6 +31,8 @@ class Row:
     artifact_bytes: int
     run: str
     best: bool = False
+    infer_per_s: float = 0.0  # `tunesmith predict`'s default path (--fast auto) on the held-out texts
+    infer_path: str = ""
 
 
 def parse_sweep(items: list[str]) -> dict[str, list[float]]:
@@ -53,8 +55,36 @@ def artifact_bytes(run: Path) -> int:
     return sum(p.stat().st_size for p in model.glob("*") if p.suffix in (".safetensors", ".bin"))
 
 
-def run_one(cfg: FinetuneConfig) -> Row:
-    """Fine-tune once and read the numbers back from its report."""
+def heldout_texts(cfg: FinetuneConfig) -> list[str]:
+    """The texts inference speed is measured on: the test split (validation when there is none)."""
+    from ..data.labelled import load_labelled
+
+    splits = load_labelled(cfg.data).splits
+    rows = splits.get("test") or splits.get("validation") or []
+    return [r["text"] for r in rows]
+
+
+def inference_rate(run: Path, texts: list[str], repeats: int = 3) -> tuple[float, str]:
+    """(samples/s, engine) of `tunesmith predict`'s default path (Predictor.load with --fast auto):
+    the best of `repeats` passes after a warm-up, since the machine may be shared."""
+    import time
+
+    from ..infer.predictor import Predictor
+
+    if not texts:
+        return 0.0, ""
+    p = Predictor.load(str(run), fast="auto", n_texts=len(texts))
+    p.records(texts[:16])  # warm-up: first-call allocations, oneDNN primitive creation
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        p.records(texts)
+        best = min(best, time.perf_counter() - start)
+    return len(texts) / best, p.engine.name
+
+
+def run_one(cfg: FinetuneConfig, texts: list[str] | None = None) -> Row:
+    """Fine-tune once and read the numbers back from its report; with `texts`, measure inference."""
     from ..commands.finetune import finetune
 
     with PeakMemory() as mem:
@@ -66,14 +96,23 @@ def run_one(cfg: FinetuneConfig) -> Row:
                accuracy=main["accuracy"], f1=main["f1"], trainable=report["params"]["trainable"],
                total=report["params"]["total"], seconds=report["training"]["seconds"],
                samples_per_s=report["training"]["samples_per_second"], peak_bytes=mem.peak,
-               artifact_bytes=artifact_bytes(Path(run)), run=str(run))
+               artifact_bytes=artifact_bytes(Path(run)), run=str(run),
+               **_inference(Path(run), texts))
+
+
+def _inference(run: Path, texts: list[str] | None) -> dict:
+    if not texts:
+        return {}
+    rate, path = inference_rate(run, texts)
+    return {"infer_per_s": rate, "infer_path": path}
 
 
 def compare(cfg: FinetuneConfig, methods: list[str], out: Path, lrs: list[float] | None = None,
-            on_row=None) -> list[Row]:
+            on_row=None, measure_inference: bool = True) -> list[Row]:
     """One run per method (per learning rate with a sweep); marks each method's best by validation.
     `on_row(rows)` is called after every run, so an interrupted comparison keeps its table."""
     rows: list[Row] = []
+    texts = heldout_texts(cfg) if measure_inference and cfg.model.task == "classification" else None
     for method in methods:
         for lr in lrs or [None]:
             c = copy.deepcopy(cfg)
@@ -81,7 +120,7 @@ def compare(cfg: FinetuneConfig, methods: list[str], out: Path, lrs: list[float]
             c.train.learning_rate = lr if lr is not None else cfg.train.learning_rate
             c.output.dir = str(out / (method if lr is None else f"{method}-lr{lr:g}"))
             c.output.overwrite = True
-            rows.append(run_one(c))
+            rows.append(run_one(c, texts))
             mark_best(rows)
             if on_row:
                 on_row(rows)
@@ -111,12 +150,17 @@ def table_md(rows: list[Row], metric: str, split: str, only_best: bool = True) -
     """The comparison as a Markdown table (best learning rate per method when swept)."""
     shown = [r for r in rows if r.best] if only_best else rows
     head = (f"| method | lr | val {metric} | {split} accuracy | {split} F1 | trainable params | trainable % "
-            f"| train time (s) | samples/s | peak memory | artifact |\n|---|---|---|---|---|---|---|---|---|---|---|")
+            f"| train time (s) | train samples/s | peak memory | artifact | inference samples/s (path) "
+            f"| inference vs full |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
+    full = next((r.infer_per_s for r in shown if r.method == "full" and r.infer_per_s), None)
     for r in shown:
+        infer = f"{r.infer_per_s:.1f} ({r.infer_path})" if r.infer_per_s else "-"
+        rel = f"{r.infer_per_s / full:.2f}x" if full and r.infer_per_s else "-"
         lines.append(f"| {r.method} | {r.lr:g} | {r.val_metric:.4f} | {r.accuracy:.4f} | {r.f1:.4f} | "
                      f"{r.trainable:,} | {100.0 * r.trainable / r.total:.3f}% | {r.seconds:.1f} | "
-                     f"{r.samples_per_s:.1f} | {human_bytes(r.peak_bytes)} | {human_bytes(r.artifact_bytes)} |")
+                     f"{r.samples_per_s:.1f} | {human_bytes(r.peak_bytes)} | {human_bytes(r.artifact_bytes)} | "
+                     f"{infer} | {rel} |")
     return "\n".join(lines)
 
 
@@ -156,7 +200,10 @@ def write_outputs(rows: list[Row], cfg: FinetuneConfig, out: Path, swept: bool) 
         md += ["\nAll runs of the learning-rate sweep (best per method by validation "
                f"{cfg.train.metric} is in the table above):\n", table_md(rows, cfg.train.metric, split, False)]
     md.append("\npeak memory: CUDA allocator peak on a GPU; on CPU the peak resident memory the run added "
-              "(sampled every 20 ms). artifact: weights the run keeps per task (adapter + head for peft).")
+              "(sampled every 20 ms). artifact: weights the run keeps per task (adapter + head for peft). "
+               "inference: `tunesmith predict`'s default path (--fast auto) on the held-out texts, best of 3 "
+               "passes, relative to the full run; merged LoRA runs as a plain model, prefix and adapter "
+               "layers cannot be merged and run their extra keys/values or layers.")
     text = "\n".join(md) + "\n"
     (out / "compare.md").write_text(text, encoding="utf-8")
     (out / "compare.json").write_text(json.dumps({"budget": budget_line(cfg), "rows": [asdict(r) for r in rows]},

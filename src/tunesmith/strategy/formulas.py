@@ -25,6 +25,8 @@ class MethodCount:
     trainable: int
     formula: list[str] = field(default_factory=list)
     adapted_weights: int = 0  # weights of the matrices an adapter wraps (LoRA family)
+    whole: bool = False  # a run saves the whole model (full, head)
+    extra_trainable: int = 0  # backbone weights that train besides the added ones (Houlsby LayerNorms)
 
     @property
     def total(self) -> int:
@@ -35,8 +37,9 @@ class MethodCount:
         return 100.0 * self.trainable / self.total
 
     def artifact_params(self) -> int:
-        """What a run stores per task: the whole model for full/head, adapter + head for peft."""
-        return self.total if self.method in ("full", "head") else self.adapter + self.head
+        """What a run stores per task: the whole model for full/head, else what trains (adapter + head,
+        + LayerNorms for Houlsby adapters)."""
+        return self.total if self.whole else self.adapter + self.extra_trainable + self.head
 
 
 def unique_params(module) -> int:
@@ -118,31 +121,111 @@ def prompt_count(config, tokens: int, encoder: bool) -> tuple[int, list[str]]:
     return n, lines
 
 
+def prefix_count(config, tokens: int, projection: bool = False, hidden: int | None = None) -> tuple[int, list[str]]:
+    """Prefix tuning: a key and a value of `hidden` per virtual token in every layer,
+    tokens · layers · 2 · h; with the projection, peft's token embeddings + MLP h -> e -> 2·L·h."""
+    h, L = config.hidden_size, config.num_hidden_layers
+    if not projection:
+        n = tokens * L * 2 * h
+        return n, [f"virtual tokens {tokens} x layers {L} x (key + value) 2 x hidden {h} = {n:,}"]
+    e = hidden or h
+    emb, mlp = tokens * h, (h * e + e) + (e * 2 * L * h + 2 * L * h)
+    return emb + mlp, [f"virtual tokens {tokens} x hidden {h} = {emb:,}",
+                       f"projection MLP (h·e+e) + (e·2Lh+2Lh), e={e} = {mlp:,} "
+                       f"(training only: a saved run keeps the {tokens * L * 2 * h:,} prefix values it yields)"]
+
+
+def adapter_count(model, config, kind: str, size: int) -> tuple[int, int, list[str]]:
+    """Bottleneck adapters: down h·m+m and up m·h+h per adapter; Houlsby puts two in every layer
+    (attention and feed-forward output) and trains the LayerNorms, Pfeiffer one (feed-forward)."""
+    from ..adapt.bottleneck import PLACES
+
+    h, L = config.hidden_size, config.num_hidden_layers
+    per = (h * size + size) + (size * h + h)
+    count = L * len(PLACES[kind])
+    n = per * count
+    norms = sum(p.numel() for name, p in model.named_parameters() if "LayerNorm" in name) \
+        if kind == "houlsby" else 0
+    base = unique_params(getattr(model, model.base_model_prefix))
+    lines = [f"{kind}: {count} adapters ({L} layers x {len(PLACES[kind])}), each down h·m+m + up m·h+h "
+             f"= {h}·{size}+{size} + {size}·{h}+{h} = {per:,}",
+             f"{n:,} adapter weights = {100.0 * n / base:.2f}% of the encoder's {base:,}"]
+    if norms:
+        lines.append(f"LayerNorms train too (Houlsby): {norms:,}")
+    return n, norms, lines
+
+
+# ---- the count of each method (registered in adapt/registry.py); `cfg` is a MethodConfig ---------
+def count_full(model, config, cfg) -> tuple[int, int, list[str], int]:
+    return 0, 0, [f"every weight trains: {unique_params(model):,}"], 0
+
+
+def count_head(model, config, cfg) -> tuple[int, int, list[str], int]:
+    return 0, 0, [f"task head only: {head_params(model):,}"], 0
+
+
+def count_lora(model, config, cfg, dora: bool = False) -> tuple[int, int, list[str], int]:
+    n, weights, lines = lora_count(model, cfg.lora_r, cfg.target_modules, dora=dora)
+    return n, 0, lines, weights
+
+
+def count_dora(model, config, cfg) -> tuple[int, int, list[str], int]:
+    return count_lora(model, config, cfg, dora=True)
+
+
+def count_ia3(model, config, cfg) -> tuple[int, int, list[str], int]:
+    n, lines = ia3_count(model, cfg.target_modules, cfg.ia3_feedforward_modules)
+    return n, 0, lines, 0
+
+
+def count_prompt(model, config, cfg, encoder: bool = False) -> tuple[int, int, list[str], int]:
+    n, lines = prompt_count(config, cfg.num_virtual_tokens, encoder=encoder)
+    return n, 0, lines, 0
+
+
+def count_ptuning(model, config, cfg) -> tuple[int, int, list[str], int]:
+    return count_prompt(model, config, cfg, encoder=True)
+
+
+def count_prefix(model, config, cfg) -> tuple[int, int, list[str], int]:
+    n, lines = prefix_count(config, cfg.num_virtual_tokens, cfg.prefix_projection, cfg.prefix_hidden_size)
+    return n, 0, lines, 0
+
+
+def count_adapter(model, config, cfg) -> tuple[int, int, list[str], int]:
+    n, norms, lines = adapter_count(model, config, cfg.adapter_type, cfg.adapter_size)
+    return n, norms, lines, 0
+
+
 def count_method(config, method: str, num_labels: int = 2, r: int = 8, targets: list[str] | None = None,
-                 num_virtual_tokens: int = 20, ia3_feedforward: list[str] | None = None) -> MethodCount:
-    """Exact parameter counts for one method on a classification model built from `config`.
+                 num_virtual_tokens: int = 20, ia3_feedforward: list[str] | None = None, **options) -> MethodCount:
+    """Exact parameter counts for one method on a classification model built from `config`;
+    `options` are further MethodConfig fields (prefix_projection, adapter_type, adapter_size...).
+
+    Each method's formula is its record's `count` (adapt/registry.py): it returns the parameters
+    the method adds, backbone weights that train besides them (Houlsby LayerNorms), the formula
+    lines and the weights of the matrices it adapts (LoRA family).
 
     Example:
         >>> from transformers import BertConfig
         >>> count_method(BertConfig(), "lora", r=8).adapter
         294912
     """
+    from ..adapt.registry import get
+    from ..config import MethodConfig
+
+    record = get(method)
+    cfg = MethodConfig(name=method, lora_r=r, target_modules=targets, num_virtual_tokens=num_virtual_tokens,
+                       ia3_feedforward_modules=ia3_feedforward, **options)
     model = _classifier(config, num_labels)
     base, head = unique_params(model), head_params(model)
-    if method == "full":
-        return MethodCount(method, base, 0, head, base, [f"every weight trains: {base:,}"])
-    if method == "head":
-        return MethodCount(method, base, 0, head, head, [f"task head only: {head:,}"])
-    if method in ("lora", "dora"):
-        n, weights, lines = lora_count(model, r, targets, dora=method == "dora")
-        return MethodCount(method, base, n, head, n + head, lines, adapted_weights=weights)
-    if method == "ia3":
-        n, lines = ia3_count(model, targets, ia3_feedforward)
-    elif method in ("prompt", "ptuning"):
-        n, lines = prompt_count(config, num_virtual_tokens, encoder=method == "ptuning")
+    n, extra, lines, weights = record.count(model, config, cfg)
+    if record.backbone_trains:
+        trainable = base
     else:
-        raise TunesmithError(f"no parameter formula for method '{method}'")
-    return MethodCount(method, base, n, head, n + head, lines)
+        trainable = n + extra + head
+    return MethodCount(method, base, n, head, trainable, lines, adapted_weights=weights,
+                       whole=record.artifact == "whole", extra_trainable=extra)
 
 
 def _classifier(config, num_labels: int):

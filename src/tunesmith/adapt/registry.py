@@ -1,0 +1,236 @@
+"""One record per adaptation method: every table, command and model card is derived from it.
+
+A `Method` holds all of a method's facts: how it is applied, its default learning rate, its
+description, whether it saves a peft adapter, whether peft can merge it, whether the multi-adapter
+server can hold it, its parameter-count formula, how a run of it saves, loads and is described in
+the model card. `tunesmith methods`, `params`, `advise`, `compare`, `runs.save_artifacts`, the
+Predictor, the server and the tests read these records; a new method is one `register(...)` call
+(peft's `register_peft_method` accepts only names already in its PeftType, so ours is our own).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import TunesmithError
+from . import bottleneck, methods as m
+from .prefix import PLAIN_SHIM, expose_past_key_values
+
+# artifact kinds: how a run's model/ is written and read back
+WHOLE, PEFT, ADAPTER_LAYERS = "whole", "peft", "adapter-layers"
+
+
+@dataclass(frozen=True)
+class Method:
+    """Everything tunesmith knows about one adaptation method."""
+
+    name: str
+    apply: Callable  # (model, MethodConfig, task) -> model with the right parameters trainable
+    lr: float  # default peak learning rate
+    description: str
+    count: Callable  # (meta classifier, model config, MethodConfig) -> (added params, formula lines, adapted weights)
+    artifact: str = PEFT  # WHOLE (save_pretrained of the model), PEFT (adapter + head), ADAPTER_LAYERS
+    mergeable: bool = False  # peft can fold it into the base weights (merge_and_unload)
+    servable: bool = False  # the multi-adapter server can hold it on a shared base
+    backbone_trains: bool = False  # every backbone weight trains (full)
+    trains_layer_norms: Callable | None = None  # (MethodConfig) -> bool: LayerNorms train too
+    shim: bool = False  # needs prefix.expose_past_key_values on the base before peft sees it
+    prepare: Callable | None = None  # (FinetuneConfig, model config) -> None: adjust the config first
+    tasks: tuple[str, ...] = ("classification", "token-classification", "generation")
+    ladder: int | None = None  # place on advise's ladder: best expected accuracy first, smallest footprint last
+
+    @property
+    def peft(self) -> bool:
+        return self.artifact == PEFT
+
+    @property
+    def library_name(self) -> str:
+        return "peft" if self.peft else "transformers"
+
+
+REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if method.name in REGISTRY:
+        raise ValueError(f"method '{method.name}' is already registered")
+    REGISTRY[method.name] = method
+    return method
+
+
+def get(name: str) -> Method:
+    """The record of a method; a clear error naming the known ones otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise TunesmithError(f"unknown method '{name}'; methods: {', '.join(REGISTRY)}") from None
+
+
+def apply_method(model, cfg, task: str):
+    """Apply cfg.name to `model` for `task` (the one entry point finetune uses)."""
+    method = get(cfg.name)
+    if task not in method.tasks:
+        raise TunesmithError(f"method '{cfg.name}' does not support {task}; it supports "
+                             f"{', '.join(method.tasks)}")
+    if method.shim:
+        expose_past_key_values(model)
+    return method.apply(model, cfg, task)
+
+
+def default_lr(name: str) -> float:
+    return get(name).lr
+
+
+def prepare_config(cfg, model_config) -> None:
+    """Method-specific config fixes before training (prefix: cap max_length)."""
+    method = get(cfg.method.name)
+    if method.prepare is not None:
+        method.prepare(cfg, model_config)
+
+
+# ---- save and load ------------------------------------------------------------------------------
+def save_model(directory: Path, model, name: str) -> None:
+    """Write a run's model/ for this method (tokenizer excluded)."""
+    if get(name).artifact == ADAPTER_LAYERS:
+        spec = getattr(model, "tunesmith_adapter_layers")
+        bottleneck.save(model, directory, spec["type"], spec["size"], model.name_or_path)
+    else:
+        model.save_pretrained(directory)
+
+
+def artifact_kind(model_dir: Path) -> str:
+    """What a model/ folder holds, from its files (works for runs of any tunesmith version)."""
+    if bottleneck.is_adapter_dir(model_dir):
+        return ADAPTER_LAYERS
+    return PEFT if (Path(model_dir) / "adapter_config.json").is_file() else WHOLE
+
+
+WEIGHTS = {WHOLE: "model.safetensors", PEFT: "adapter_model.safetensors", ADAPTER_LAYERS: bottleneck.WEIGHTS_FILE}
+
+
+def label_kwargs(labels: list[str] | None) -> dict:
+    if labels is None:
+        return {}
+    return dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={n: i for i, n in enumerate(labels)})
+
+
+def load_run_model(run: Path, info: dict, auto, merge: bool = True):
+    """The trained model of a run: whole model, base + peft adapter (merged where peft can), or
+    base + adapter layers."""
+    model_dir = Path(run) / "model"
+    kind = artifact_kind(model_dir)
+    if kind == WHOLE:
+        return auto.from_pretrained(model_dir)
+    if kind == PEFT and merge and (Path(run) / "merged" / "config.json").is_file():
+        return auto.from_pretrained(Path(run) / "merged")
+    base = info["base_model_path"]
+    if not Path(base).exists() and info.get("base_model_source") != "hub":
+        raise TunesmithError(f"{run}: base model {base} of this {info.get('method')} run is missing; "
+                             f"reinstall it or (LoRA) load a merged model (--output.merge=true)")
+    if kind == ADAPTER_LAYERS:
+        return bottleneck.load(auto, base, model_dir, **label_kwargs(info.get("labels")))
+    from peft import PeftModel
+
+    model = auto.from_pretrained(base, **label_kwargs(info.get("labels")))
+    method = REGISTRY.get(info.get("method", ""))
+    if (method and method.shim) or _is_prefix_dir(model_dir):
+        expose_past_key_values(model)
+    model = PeftModel.from_pretrained(model, model_dir)
+    mergeable = method.mergeable if method else hasattr(model, "merge_and_unload")
+    return model.merge_and_unload() if merge and mergeable else model
+
+
+def _is_prefix_dir(model_dir: Path) -> bool:
+    import json
+
+    cfg = json.loads((model_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    return cfg.get("peft_type") == "PREFIX_TUNING"
+
+
+# ---- model card ---------------------------------------------------------------------------------
+def card_code(info: dict, run: Path, auto: str) -> str:
+    """Python that loads the run with plain transformers / peft / torch (the model card's block)."""
+    method = REGISTRY.get(info.get("method", "")) or get("full")
+    model_dir = run / "model"
+    labels = info.get("labels")
+    lab = (f", num_labels={len(labels)},\n    id2label={dict(enumerate(labels))}, "
+           f"label2id={ {l: i for i, l in enumerate(labels)} }") if labels is not None else ""
+    tok = f'tokenizer = AutoTokenizer.from_pretrained("{model_dir}")'
+    if method.artifact == WHOLE:
+        return (f"from transformers import {auto}, AutoTokenizer\n\n"
+                f'model = {auto}.from_pretrained("{model_dir}").eval()\n{tok}')
+    if method.artifact == ADAPTER_LAYERS:
+        return (bottleneck.plain_code(auto, info["base_model_path"], str(model_dir))
+                + f"\nfrom transformers import AutoTokenizer\n{tok}")
+    shim = f"\n{PLAIN_SHIM}" if method.shim else ""
+    merge = ".merge_and_unload()" if method.mergeable else ""
+    return (f"from transformers import {auto}, AutoTokenizer\nfrom peft import PeftModel\n\n"
+            f'base = {auto}.from_pretrained(\n    "{info["base_model_path"]}"{lab}){shim}\n'
+            f'model = PeftModel.from_pretrained(base, "{model_dir}"){merge}.eval()\n{tok}')
+
+
+def library_name(info: dict) -> str:
+    method = REGISTRY.get(info.get("method", ""))
+    return method.library_name if method else "transformers"
+
+
+# ---- the records -------------------------------------------------------------------------------
+def _prefix_prepare(cfg, model_config) -> None:
+    from .prefix import max_length_limit
+
+    limit = max_length_limit(model_config, cfg.method.num_virtual_tokens)
+    if cfg.model.max_length > limit:
+        print(f"prefix tuning: max_length {cfg.model.max_length} -> {limit} (the model's "
+              f"{model_config.max_position_embeddings} positions minus {cfg.method.num_virtual_tokens} "
+              "virtual tokens, which shift the real tokens' positions)", flush=True)
+        cfg.model.max_length = limit
+
+
+# peft prepends prompt tokens to a token classifier's outputs without padding its labels (the
+# loss fails: "Expected input batch_size (18) to match target batch_size (12)"): not for NER.
+PROMPT_TASKS = ("classification", "generation")
+
+
+def _formula(name: str) -> Callable:
+    """strategy/formulas.py's count_<name>, looked up at call time (formulas imports adapt/)."""
+    def count(model, config, cfg):
+        from ..strategy import formulas
+
+        return getattr(formulas, f"count_{name}")(model, config, cfg)
+    return count
+
+
+def _records() -> None:
+    register(Method("full", m.full, 2e-5, "every parameter trains", _formula("full"), artifact=WHOLE,
+                    backbone_trains=True, ladder=0))
+    register(Method("lora", m.lora, 3e-4, "low-rank adapters on attention (peft); backbone frozen; head trains",
+                    _formula("lora"), mergeable=True, servable=True, ladder=1))
+    register(Method("head", m.head, 1e-3, "backbone frozen as a feature extractor; only the task head trains",
+                    _formula("head"), artifact=WHOLE, ladder=3))
+    register(Method("dora", m.dora, 3e-4, "LoRA with a learned magnitude per output feature (peft use_dora); "
+                    "head trains", _formula("dora"), mergeable=True))
+    register(Method("ia3", m.ia3, 3e-3, "learned scaling vectors on keys, values, feed-forward (peft); head trains",
+                    _formula("ia3"), mergeable=True, ladder=2))
+    register(Method("prompt", m.prompt, 3e-2, "trainable virtual-token embeddings before the input (peft); "
+                    "head trains", _formula("prompt"), tasks=PROMPT_TASKS))
+    register(Method("ptuning", m.ptuning, 3e-3, "virtual tokens from a small MLP prompt encoder (peft P-tuning); "
+                    "head trains", _formula("ptuning"), tasks=PROMPT_TASKS))
+    # 1e-2: seen to learn on minilm/sms-spam (0.55 -> 0.956 accuracy in 40 steps); 3e-4 barely moves
+    register(Method("prefix", m.prefix, 1e-2, "trainable keys/values prepended in every layer (peft prefix "
+                    "tuning, BERT shim); head trains", _formula("prefix"), shim=True, prepare=_prefix_prepare,
+                    tasks=("classification", "token-classification")))
+    register(Method("adapter", m.adapter, 1e-3, "bottleneck adapter layers (Houlsby / Pfeiffer, our own: no "
+                    "library runs them on transformers 5); head trains; not mergeable", _formula("adapter"),
+                    artifact=ADAPTER_LAYERS, trains_layer_norms=lambda c: c.adapter_type == "houlsby",
+                    tasks=("classification", "token-classification")))
+
+
+_records()
+
+# Derived views, for code that only needs names.
+METHODS: dict[str, Callable] = {name: r.apply for name, r in REGISTRY.items()}
+PEFT_METHODS = tuple(n for n, r in REGISTRY.items() if r.peft)
+MERGEABLE = tuple(n for n, r in REGISTRY.items() if r.mergeable)
+LADDER = [r.name for r in sorted((r for r in REGISTRY.values() if r.ladder is not None), key=lambda r: r.ladder)]
