@@ -103,3 +103,29 @@ def test_lean_pass_hands_unusual_calls_to_the_plain_forward(tiny_bert, tok):
     batch.pop("labels")
     out = model(**batch, output_hidden_states=True)  # needs every row of every layer
     assert out.hidden_states is not None and len(out.hidden_states) == 3
+
+
+def _methods():
+    from tunesmith.adapt import REGISTRY
+
+    return [n for n, r in REGISTRY.items() if "classification" in r.tasks]
+
+
+@pytest.mark.parametrize("method", _methods())
+def test_every_method_trains_lean_or_falls_back_with_the_same_loss(tiny_bert, tok, method):
+    """Registered methods: where the lean pass installs, its loss and gradients are the plain ones."""
+    from tunesmith import lean_train
+    from tunesmith.adapt import apply_method
+    from tunesmith.config import MethodConfig
+
+    torch.manual_seed(0)
+    plain = apply_method(_cls(tiny_bert), MethodConfig(name=method), "classification").eval()
+    lean = copy.deepcopy(plain)
+    ok, why = lean_train.install(lean)
+    batch = _batch(tok)
+    loss0, logits0, g0 = _loss_and_grads(plain, batch)
+    loss1, logits1, g1 = _loss_and_grads(lean, batch)
+    assert torch.allclose(loss0, loss1, atol=1e-6) and torch.allclose(logits0, logits1, atol=1e-5), why
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
+    assert ok == lean_train.installed(lean)
