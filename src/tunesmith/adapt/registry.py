@@ -134,6 +134,9 @@ def load_run_model(run: Path, info: dict, auto, merge: bool = True):
     from peft import PeftModel
 
     model = auto.from_pretrained(base, **label_kwargs(info.get("labels")))
+    if getattr(model.config, "pad_token_id", None) is None and getattr(model.config, "eos_token_id", None) is not None:
+        eos = model.config.eos_token_id  # what training used (models.load_for_task): decoders pad with EOS
+        model.config.pad_token_id = eos[0] if isinstance(eos, list) else eos
     method = REGISTRY.get(info.get("method", ""))
     if (method and method.shim) or _is_prefix_dir(model_dir):
         expose_past_key_values(model)
