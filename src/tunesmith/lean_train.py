@@ -59,25 +59,11 @@ def layout_problem(model) -> str | None:
 
 
 def _bert_layout_problem(hf) -> str | None:
-    """The inference pass's layout rules (infer/encoder.py), with any module in place of the
-    attention Linears (peft wraps them)."""
+    from .infer.encoder import bert_layout_problem
+
     if not type(hf).__name__.endswith("ForSequenceClassification"):
         return f"{type(hf).__name__} is not a sequence classifier"
-    cfg = hf.config
-    base = getattr(hf, getattr(hf, "base_model_prefix", "") or "", None)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if base is None or layers is None or not hasattr(base, "embeddings") or not hasattr(hf, "classifier"):
-        return "not a BERT-style encoder"
-    if getattr(cfg, "is_decoder", False) or getattr(cfg, "add_cross_attention", False):
-        return "decoder / cross-attention"
-    if getattr(cfg, "position_embedding_type", "absolute") not in (None, "absolute"):
-        return f"{cfg.position_embedding_type} position embeddings"
-    for layer in layers:
-        sa = getattr(getattr(layer, "attention", None), "self", None)
-        if not all(hasattr(sa, n) for n in ("query", "key", "value", "attention_head_size", "scaling")) \
-                or not hasattr(layer, "intermediate") or not hasattr(getattr(layer, "output", None), "LayerNorm"):
-            return f"layer {type(layer).__name__} has another structure"
-    return None
+    return bert_layout_problem(hf, wrapped_ok=True)
 
 
 def _layer(layer, h: torch.Tensor, mask, cls_only: bool) -> torch.Tensor:

@@ -32,6 +32,13 @@ def _layout_problem(model) -> str | None:
         return "bottleneck adapter layers (not mergeable): the plain forward runs them"
     if hasattr(model, "peft_config"):  # prompt / prefix tuning: virtual tokens the lean pass lacks
         return "an unmerged peft model (prompt, p-tuning or prefix tuning): the plain forward runs it"
+    return bert_layout_problem(model)
+
+
+def bert_layout_problem(model, wrapped_ok: bool = False) -> str | None:
+    """Why `model` does not have the BERT encoder layout the lean passes re-implement (None when it
+    does). `wrapped_ok`: the attention projections may be any module (peft's LoRA/IA3 wrappers;
+    the training pass calls them), not only nn.Linear (the inference pass reads their weights)."""
     cfg = model.config
     base = getattr(model, getattr(model, "base_model_prefix", "") or "", None)
     layers = getattr(getattr(base, "encoder", None), "layer", None)
@@ -44,7 +51,8 @@ def _layout_problem(model) -> str | None:
     for layer in layers:
         att = getattr(layer, "attention", None)
         parts = [getattr(getattr(att, "self", None), n, None) for n in ("query", "key", "value")]
-        if not all(isinstance(p, torch.nn.Linear) for p in parts) or not hasattr(layer, "intermediate") \
+        kinds = torch.nn.Module if wrapped_ok else torch.nn.Linear
+        if not all(isinstance(p, kinds) for p in parts) or not hasattr(layer, "intermediate") \
                 or not hasattr(getattr(layer, "output", None), "LayerNorm"):
             return f"layer {type(layer).__name__} has another structure"
     return None
