@@ -18,7 +18,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_masked_lm(spec: str):
+def load_masked_lm(spec: str, prepare: bool = True):
     """(model, tokenizer, notes): a masked LM; a checkpoint without an MLM head gets the same
     initialised head `pretrain` starts from (untrained: say so)."""
     from ..models import load_tokenizer, resolve
@@ -27,7 +27,10 @@ def load_masked_lm(spec: str):
     ref = resolve(spec)
     model, new = load_continued(ref, "mlm")
     tok = load_tokenizer(ref)
-    if new and ref.source == "builtin":  # tunesmith prepares a trained head for its own encoder
+    from ..mlm_cache import head_dir
+
+    cached = (head_dir(ref.spec.lower()) / "mlm_head.safetensors").is_file()
+    if new and ref.source == "builtin" and (prepare or cached):  # tunesmith trains a head for its own encoder
         from ..mlm_cache import ensure_head
 
         init_mlm_head(model, new)  # the start (and the "before" of its metrics): identity transform
