@@ -7,4 +7,5 @@ BENCHES: dict[str, str] = {
     "pretrain": "MLM training tokens/s: length-grouped dynamic padding and packing vs run_mlm.py-style pad_to_max_length",
     "infer": "batch prediction samples/s: textbook loop vs transformers.pipeline vs tunesmith fp32 and faster paths",
     "serve": "multi-adapter server under load: one base + N adapters vs per-request switching; memory vs a model per task",
+    "soak": "long run above capacity against a few adapters: 200/429/5xx/lost, p50/p99, resident memory over time",
 }
