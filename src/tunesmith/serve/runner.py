@@ -63,10 +63,15 @@ class DrainingServer(uvicorn.Server):
             server.close()  # no new connections
         for sock in sockets or []:
             sock.close()
+        t0 = time.monotonic()
         await self._finish_requests(self.state.cfg.server.shutdown_grace_s)
+        t1 = time.monotonic()
         await self._close_connections(self.state.cfg.server.drain_linger_s)
+        t2 = time.monotonic()
         if not self.force_exit:
             await self.lifespan.shutdown()
+        log.info("Drained: requests in flight %.2f s, connections %.2f s, models %.2f s%s", t1 - t0, t2 - t1,
+                 time.monotonic() - t2, f"; {self.cancelled} cancelled" if self.cancelled else "")
 
     async def _finish_requests(self, grace: float) -> None:
         """Wait for the request tasks in flight; cancel what is left when the grace runs out."""
