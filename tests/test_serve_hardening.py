@@ -118,6 +118,54 @@ def test_expected_wait_over_the_bound_answers_429_with_retry_after(root):  # noq
         assert 0 < batcher.throughput.per_second < 1.0
 
 
+def test_before_the_first_batch_the_queue_holds_one_batch(root):  # noqa: F811
+    cfg = config(root, "sent=run-lora", batching__max_wait_ms=3000.0, batching__max_batch_tokens=20,
+                 batching__warm_up=False)
+    with TestClient(create_app(cfg)) as c:
+        batcher = c.app.state.tunesmith.batcher
+        assert batcher.throughput.per_second == 0
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(predict, c, "sent", TEXTS[:2])  # under 20 tokens: waits for the batch
+            assert wait_for(lambda: batcher.queued_inputs == 2)
+            assert batcher.queued_tokens < 20
+            r = predict(c, "sent", TEXTS[:2])  # would make the queue more than one batch
+            assert r.status_code == 429 and "measuring throughput" in r.json()["error"]
+            assert first.result().status_code == 200
+        assert batcher.throughput.per_second > 0
+        assert predict(c, "sent", TEXTS[:2]).status_code == 200  # measured: admitted by expected wait
+
+
+def test_warm_up_measures_throughput_before_ready(client):
+    assert client.app.state.tunesmith.batcher.throughput.per_second > 0
+
+
+def test_queued_requests_that_would_time_out_are_shed_with_429(client):
+    from tunesmith.serve.batcher import MicroBatcher, Pending, QueueFull
+    from tunesmith.serve.metrics import Metrics
+
+    reg = client.app.state.tunesmith.registry
+
+    async def go(rate: float):
+        b = MicroBatcher(reg, ServeConfig().batching, Metrics(), admission_wait_s=1.0, timeout_s=2.0)
+        b.throughput.per_second = rate
+        loop = asyncio.get_running_loop()
+        pending = [Pending(reg.encode("sent", ["a"]), loop.create_future(), 3) for _ in range(4)]
+        for p in pending:
+            b.queue.append(p)
+            b._account(p, +1)
+        batch = b._take()  # the loop is not running: take one batch by hand
+        return pending, batch, b
+
+    pending, batch, b = asyncio.run(go(rate=1.0))  # 1 input/s: the 2nd..4th would end after 2 s
+    assert batch == pending[:1] and not b.queue and b.queued_inputs == 0
+    for p in pending[1:]:
+        assert isinstance(p.future.exception(), QueueFull)
+    pending, batch, b = asyncio.run(go(rate=100.0))  # fast enough: nothing shed
+    assert len(batch) + len(b.queue) == 4 and not any(p.future.done() for p in pending)
+
+
 def test_throughput_is_a_moving_average():
     t = Throughput(alpha=0.5)
     assert t.seconds_for(10) is None

@@ -81,6 +81,8 @@ async def drive(child: Child, names: list[str], args) -> Tally:
                 done = tally.done()
                 if done % step == 0 or done == args.requests:
                     tally.rss.append((done, child.rss()))
+                    print(f"  {done:>6} answered: {dict(sorted(tally.codes.items()))}, "
+                          f"rss {tally.rss[-1][1] / 2**20:.1f} MiB", flush=True)
                 if retry:
                     await asyncio.sleep(min(retry, args.max_backoff) * rng.uniform(0.5, 1.0))
 

@@ -17,6 +17,9 @@ class ServerConfig:
     allow_open_admin: bool = opt(False, "allow binding a non-loopback address with admin endpoints "
                                         "open (no token): only behind a trusted proxy")
     shutdown_grace_s: float = opt(30.0, "on shutdown, wait this long for in-flight requests")
+    keep_alive_s: float = opt(15.0, "close idle keep-alive connections after this; above the 5 s "
+                                    "after which httpx and most client pools drop theirs, so the "
+                                    "client closes first (no reset racing a reused connection)")
     drain_linger_s: float = opt(0.5, "on shutdown, keep idle keep-alive connections open this long "
                                      "(requests on them get 503 + Connection: close) before closing them")
 
@@ -42,6 +45,8 @@ class BatchingConfig:
     max_wait_ms: float = opt(5.0, "... or when its first request has waited this long")
     max_forward_tokens: int = opt(8192, "padded tokens (count x longest) per forward pass")
     max_queue: int = opt(1024, "inputs waiting at most; beyond it requests get 429 with Retry-After")
+    warm_up: bool = opt(True, "run one small batch per LoRA head width at startup: the first real "
+                              "batch is then not a cold one, and admission starts from a measured throughput")
     admission_wait_s: float | None = opt(None, "admit a request only while its expected wait (queued "
                                                "inputs / measured inputs per second) is under this; "
                                                "else 429 with Retry-After (default: limits.timeout_s / 3)")

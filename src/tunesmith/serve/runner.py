@@ -104,7 +104,8 @@ class DrainingServer(uvicorn.Server):
 def serve(app, cfg) -> int:
     """Run `app` until SIGTERM/SIGINT; 0 after a clean drain, 1 when requests were cancelled."""
     config = uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port, log_level="info",
-                            timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s))
+                            timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s),
+                            timeout_keep_alive=int(cfg.server.keep_alive_s))
     server = DrainingServer(config, app.state.tunesmith)
     server.run()
     if not server.started:
