@@ -35,12 +35,23 @@ def peft_adapter(base: Path, out: Path, labels: list[str], seed: int) -> Path:
     return out
 
 
+_ROOTS: dict[str, Path] = {}  # built once per session: the other serve test modules import `root`
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    """Adapter root: a tiny base, two real tunesmith runs (lora, head) and two peft adapters."""
+    """Adapter root: a tiny base, two real tunesmith runs (lora, head) and two peft adapters.
+
+    Shared by every module that imports it (the fine-tuning runs are the slow part); tests that
+    add files to it check first whether an earlier module already did."""
+    if "root" not in _ROOTS:
+        _ROOTS["root"] = build_root(tmp_path_factory.mktemp("serve"))
+    return _ROOTS["root"]
+
+
+def build_root(root: Path) -> Path:
     from conftest import make_tiny_bert, sentiment_rows
 
-    root = tmp_path_factory.mktemp("serve")
     base = make_tiny_bert(root / "base")
     data = root / "reviews.csv"
     with open(data, "w", newline="") as f:

@@ -119,15 +119,20 @@ def free_port() -> int:
 class Child:
     """`tunesmith serve` on loopback in a child process; always stopped on exit."""
 
-    def __init__(self, root: Path, base: str, names: list[str], mode: str, max_queue: int, wait_ms: float):
+    def __init__(self, root: Path, base: str, names: list[str], mode: str, max_queue: int, wait_ms: float,
+                 extra: list[str] | None = None, pairs: bool = False, log_dir: Path | None = None):
+        """`names` are adapter directories under root (or NAME=DIR when `pairs`); `extra` replaces
+        the bench's own request timeout (60 s) with these flags (the soak keeps the defaults)."""
         self.port = free_port()
         argv = [sys.executable, "-m", "tunesmith.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--base", base, "--model.adapter_root", str(root), "--batching.mode", mode,
                 "--batching.max_queue", str(max_queue), "--batching.max_wait_ms", str(wait_ms),
-                "--server.admin_enabled=false", "--limits.timeout_s", "60"]
+                "--server.admin_enabled=false"]
+        argv += ["--limits.timeout_s", "60"] if extra is None else list(extra)
         for name in names:
-            argv += ["--adapter", f"{name}={name}"]
-        self.log = open(root / f"server-{mode}-{len(names)}.log", "w")
+            argv += ["--adapter", name if pairs else f"{name}={name}"]
+        log_dir = Path(log_dir or root)
+        self.log = open(log_dir / f"server-{mode}-{len(names)}.log", "w")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
 
     def __enter__(self):

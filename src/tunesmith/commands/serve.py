@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .options import add_config_flags, load_config
 
@@ -19,7 +20,8 @@ def register(sub) -> None:
                "  tunesmith serve --base minilm --adapter sentiment=runs/a --adapter spam=runs/b\n"
                "  tunesmith serve --config serve.yaml --batching.max_wait_ms=2\n"
                "  curl -s localhost:8000/v1/predict -d '{\"adapter\": \"spam\", \"inputs\": [\"WIN a prize\"]}'\n"
-               "  open http://127.0.0.1:8000/docs for the OpenAPI schema")
+               "  open http://127.0.0.1:8000/docs (Swagger UI, served locally) for the OpenAPI schema\n"
+               "SIGTERM or Ctrl-C drains: new requests get 503, those in flight finish, exit status 0.")
     p.add_argument("--adapter", action="append", default=[], metavar="NAME=RUN_DIR",
                    help="serve this run under NAME (repeatable); LoRA runs share the base model")
     add_config_flags(p, ServeConfig, {f"{k}": v for k, v in ALIASES.items()})
@@ -36,19 +38,34 @@ def build_config(args):
 
 
 def run(args) -> int:
-    import uvicorn
-
+    """Serve until SIGTERM/SIGINT; exit 0 after a clean drain (see serve/runner.py)."""
     from ..serve.app import create_app
+    from ..serve.memory import configure_allocator
+    from ..serve.runner import serve
 
+    configure_allocator()  # before the model loads and torch starts its threads
     cfg = build_config(args)
     app = create_app(cfg)
+    try:
+        status = serve(app, cfg)
+    except KeyboardInterrupt:  # a second Ctrl-C while draining, or one before uvicorn took the signals
+        print("\nserve: interrupted, server stopped", file=sys.stderr)
+        return 130
+    exit_now(status)
+    return status
 
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig, frame):  # new requests get 503 while in-flight ones finish
-            app.state.tunesmith.draining = True
-            super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port, log_level="info",
-                            timeout_graceful_shutdown=int(cfg.server.shutdown_grace_s))
-    Server(config).run()
-    return 0
+def exit_now(status: int) -> None:
+    """End the process once the drain is over, skipping interpreter teardown.
+
+    Nothing is left to finalize (responses sent, model thread joined, logs flushed below), and
+    tearing down torch & co. took ~9 s after the drain on the loaded 2-core machine: time a
+    supervisor waits for, for nothing.
+    """
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

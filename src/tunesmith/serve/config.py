@@ -17,6 +17,11 @@ class ServerConfig:
     allow_open_admin: bool = opt(False, "allow binding a non-loopback address with admin endpoints "
                                         "open (no token): only behind a trusted proxy")
     shutdown_grace_s: float = opt(30.0, "on shutdown, wait this long for in-flight requests")
+    keep_alive_s: float = opt(15.0, "close idle keep-alive connections after this; above the 5 s "
+                                    "after which httpx and most client pools drop theirs, so the "
+                                    "client closes first (no reset racing a reused connection)")
+    drain_linger_s: float = opt(0.5, "on shutdown, keep idle keep-alive connections open this long "
+                                     "(requests on them get 503 + Connection: close) before closing them")
 
 
 @dataclasses.dataclass
@@ -44,6 +49,11 @@ class BatchingConfig:
     max_wait_ms: float = opt(5.0, "... or when its first request has waited this long")
     max_forward_tokens: int = opt(8192, "padded tokens (count x longest) per forward pass")
     max_queue: int = opt(1024, "inputs waiting at most; beyond it requests get 429 with Retry-After")
+    warm_up: bool = opt(True, "run one small batch per LoRA head width at startup: the first real "
+                              "batch is then not a cold one, and admission starts from a measured throughput")
+    admission_wait_s: float | None = opt(None, "admit a request only while its expected wait (queued "
+                                               "inputs / measured inputs per second) is under this; "
+                                               "else 429 with Retry-After (default: limits.timeout_s / 3)")
 
 
 @dataclasses.dataclass
@@ -51,6 +61,10 @@ class LimitsConfig:
     max_inputs: int = opt(64, "inputs per request at most (413 beyond)")
     max_chars: int = opt(4096, "characters per input at most (413 beyond)")
     timeout_s: float = opt(30.0, "per-request timeout (504 beyond)")
+    max_body_bytes: int = opt(2 * 2**20, "request body bytes at most (413 beyond, checked on Content-Length "
+                                         "before reading and counted while a chunked body streams in)")
+    body_timeout_s: float = opt(10.0, "a request body must arrive within this (408 beyond): slow senders "
+                                      "cannot hold a connection")
 
 
 MODES = ("mixed", "grouped", "sequential")
@@ -72,9 +86,21 @@ class ServeConfig:
         for name in ("max_batch_tokens", "max_forward_tokens", "max_queue"):
             if getattr(self.batching, name) < 1:
                 raise TunesmithError(f"batching.{name} must be at least 1")
-        if self.limits.max_inputs < 1 or self.limits.max_chars < 1 or self.limits.timeout_s <= 0:
-            raise TunesmithError("limits.max_inputs, limits.max_chars and limits.timeout_s must be positive")
+        lim = self.limits
+        if min(lim.max_inputs, lim.max_chars, lim.max_body_bytes) < 1 or min(lim.timeout_s, lim.body_timeout_s) <= 0:
+            raise TunesmithError("limits.max_inputs, max_chars, max_body_bytes, timeout_s and body_timeout_s "
+                                 "must be positive")
+        wait = self.batching.admission_wait_s
+        if wait is not None and not 0 < wait < lim.timeout_s:
+            raise TunesmithError(f"batching.admission_wait_s ({wait}) must be above 0 and below "
+                                 f"limits.timeout_s ({lim.timeout_s}), or admitted requests would time out")
         parse_adapters(self.model.adapters)
+
+
+    def admission_wait(self) -> float:
+        """The expected-wait bound the batcher admits requests under (a third of the timeout by
+        default, so a throughput estimate off by 3x still answers before the timeout)."""
+        return self.batching.admission_wait_s or self.limits.timeout_s / 3
 
 
 def parse_adapters(items: list[str]) -> dict[str, str]:
