@@ -198,3 +198,22 @@ def test_bad_pair_rows_name_the_line(tmp_path, gpt2_dir, capsys):
     rc = main(["finetune", "--task", "generation", "--model", str(gpt2_dir), "--data", str(data),
                "--output", str(tmp_path / "run")])
     assert rc == 2 and "pairs.jsonl, line 2: needs non-empty string fields" in capsys.readouterr().err
+
+
+def test_cli_prints_a_chat_reply_apart_and_a_plain_continuation_glued(llama_dir, gpt2_dir, capsys):
+    from tunesmith.infer.generation import generate
+
+    assert main(["generate", str(llama_dir), "the cat sat", "--max-new-tokens", "4"]) == 0  # has a template
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "user: the cat sat" and out[1].startswith("assistant: ")
+    assert main(["generate", str(gpt2_dir), "the cat sat", "--max-new-tokens", "4"]) == 0  # plain text
+    text = capsys.readouterr().out.strip()
+    assert text.startswith("the cat sat") and "assistant:" not in text
+    # the library's default is the CLI's: the chat template when the tokenizer has one
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tok = AutoModelForCausalLM.from_pretrained(llama_dir), AutoTokenizer.from_pretrained(llama_dir)
+    cli = out[1][len("assistant: "):]
+    assert generate(model, tok, ["the cat sat"], max_new_tokens=4)[0][0].strip() == cli
+    assert generate(model, tok, ["the cat sat"], max_new_tokens=4, chat=False) != \
+        generate(model, tok, ["the cat sat"], max_new_tokens=4)

@@ -50,7 +50,7 @@ def load_causal_lm(spec: str):
 
 
 def run(args) -> int:
-    from ..infer.generation import generate
+    from ..infer.generation import generate, uses_chat
 
     if args.num_return_sequences > 1 and not args.sample:
         raise TunesmithError("-n/--num-return-sequences > 1 needs --sample (greedy decoding gives one answer)")
@@ -62,7 +62,17 @@ def run(args) -> int:
                         chat=args.chat, system=args.system)
     except ValueError as e:
         raise TunesmithError(str(e)) from None
+    chat = uses_chat(tok, args.chat)
     for prompt, completions in zip(args.prompts, outs):
         for c in completions:
-            print(json.dumps({"prompt": prompt, "completion": c}) if args.json else f"{prompt}{c}\n")
+            print(json.dumps({"prompt": prompt, "completion": c, "chat": chat}) if args.json
+                  else show(prompt, c, chat))
     return 0
+
+
+def show(prompt: str, completion: str, chat: bool) -> str:
+    """Plain text: the prompt and its continuation read as one text. Chat: the reply is an answer,
+    not a continuation, so prompt and reply are printed apart (gluing them read 'AI willThe AI...')."""
+    if not chat:
+        return f"{prompt}{completion}\n"
+    return f"user: {prompt}\nassistant: {completion.strip()}\n"

@@ -5,6 +5,11 @@ from __future__ import annotations
 import torch
 
 
+def uses_chat(tokenizer, chat: bool | None = None) -> bool:
+    """Whether prompts go through the chat template: `chat`, or (None) when the tokenizer has one."""
+    return bool(getattr(tokenizer, "chat_template", None)) if chat is None else bool(chat)
+
+
 def format_prompt(tokenizer, prompt: str, chat: bool | None = None, system: str | None = None) -> str:
     """The prompt as the model should see it: wrapped in the chat template when `chat` (None: when
     the tokenizer has one), else unchanged.
@@ -43,7 +48,7 @@ def _ensure_pad(tokenizer) -> None:
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str] | str, max_new_tokens: int = 50, do_sample: bool = False,
              temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0, num_return_sequences: int = 1,
-             seed: int | None = None, stop: list[str] | None = None, chat: bool | None = False,
+             seed: int | None = None, stop: list[str] | None = None, chat: bool | None = None,
              system: str | None = None, batch_size: int = 8) -> list[list[str]]:
     """Continuations of each prompt (the new text only), `num_return_sequences` per prompt.
 
@@ -61,8 +66,7 @@ def generate(model, tokenizer, prompts: list[str] | str, max_new_tokens: int = 5
     if not do_sample and num_return_sequences > 1:
         raise ValueError("num_return_sequences > 1 needs sampling (greedy decoding gives one answer)")
     _ensure_pad(tokenizer)
-    if chat is None:
-        chat = bool(getattr(tokenizer, "chat_template", None))
+    chat = uses_chat(tokenizer, chat)  # None (the default, as in the CLI): when the tokenizer has a template
     texts = [format_prompt(tokenizer, p, chat, system) for p in prompts]
     device = next(model.parameters()).device
     model.eval()
