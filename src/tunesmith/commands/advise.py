@@ -109,7 +109,8 @@ def render(advice, name: str, sit, scenario: str | None = None) -> str:
                                                           for c in advice.counts.values()))
     lines.append(f"  {'storage, all tasks':<20}" + "".join(f"{human_bytes(s):>12}" for s in advice.storage.values()))
     if advice.probes:
-        lines.append("\nmeasured probe (this machine):")
+        lines.append("\nmeasured probe (this machine; peak memory = what building the model and a few training "
+                     "steps added, each method in a fresh process on the CPU, the allocator's peak on a GPU):")
         for m, p in advice.probes.items():
             lines.append(f"  {m:<8} {p.seconds_per_step:.3f} s/step, {p.samples_per_second:.1f} samples/s, "
                          f"epoch of {sit.samples:,} ~ {p.epoch_seconds(sit.samples, sit.batch) / 60:.1f} min, "
