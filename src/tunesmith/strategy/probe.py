@@ -100,7 +100,6 @@ def probe(config, method: str, batch: int, seq: int, steps: int = 3, weights: st
 
 def _probe_child(send, *args) -> None:
     import dataclasses
-    import resource
 
     from .memwatch import rss_bytes
 
@@ -108,11 +107,18 @@ def _probe_child(send, *args) -> None:
         import peft  # noqa: F401  (the libraries' own memory is not the method's)
         import transformers  # noqa: F401
 
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING as CLASSES
+
+        try:  # import the model's own module too (its first import compiles bytecode: a memory spike)
+            CLASSES[type(args[0])]
+        except (KeyError, TypeError):
+            pass
+        hwm = _reset_high_water_mark()  # imports (a fresh venv compiles bytecode) may have peaked higher
         start = rss_bytes()
         r = _probe_here(*args)
-        # the kernel's exact high-water mark of this fresh process (the sampler can miss a peak)
-        exact = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - start
-        send.send(dataclasses.replace(r, peak_bytes=max(r.peak_bytes, exact)))
+        if hwm:  # the kernel's exact high-water mark since the reset (the sampler can miss a peak)
+            r = dataclasses.replace(r, peak_bytes=max(r.peak_bytes, _high_water_mark() - start))
+        send.send(r)
     except Exception as e:  # noqa: BLE001 - reported to the parent, which probes in-process instead
         send.send(f"{type(e).__name__}: {e}")
     finally:
@@ -146,3 +152,24 @@ def _probe_here(config, method: str, batch: int, seq: int, steps: int, weights: 
                 times.append(time.perf_counter() - t0)
     sps = sorted(times)[len(times) // 2]
     return ProbeResult(sps, batch / sps, mem.peak, device_name(), steps)
+
+
+def _reset_high_water_mark() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0); False where not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _high_water_mark() > 0
+    except OSError:
+        return False
+
+
+def _high_water_mark() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
