@@ -145,16 +145,12 @@ def eval_cadence(cfg: TrainConfig, n_train: int, world: int = 1) -> int:
     return cfg.eval_every or max(5, math.ceil(steps_per_epoch / 4))
 
 
-def training_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
 def resolve_precision(requested: str, device: torch.device | None = None) -> dict:
     """{"precision": what runs, "requested", "why", "tf32", "device"} for train.precision, by the
     one rule predict and serve use too (precision.py)."""
-    from .precision import check_precision, cuda_capability
+    from .precision import check_precision, cuda_capability, resolve_device
 
-    device = device or training_device()
+    device = device or resolve_device("auto")  # where Trainer will put the model
     name, why = check_precision(requested, device)  # fp16 without CUDA is refused here
     tf32 = device.type == "cuda" and cuda_capability(device)[0] >= 8
     return {"precision": name, "requested": requested, "why": f"auto: {why}" if requested == "auto" else why,
