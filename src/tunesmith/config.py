@@ -177,7 +177,12 @@ LORA_DEFAULT_TARGETS = {
     "electra": ["query", "value"], "deberta-v2": ["query_proj", "value_proj"],
     "albert": ["query", "value"], "xlm-roberta": ["query", "value"], "gpt2": ["c_attn"],
     "llama": ["q_proj", "v_proj"], "mistral": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"],
-    "modernbert": ["Wqkv", "Wo"],
+    "modernbert": ["Wqkv", "Wo"], "mpnet": ["q", "v"],
+}
+
+# IA3 targets (all, feed-forward) for types peft 0.21's table lacks.
+IA3_EXTRA_TARGETS = {
+    "mpnet": (["k", "v", "output.dense"], ["output.dense"]),
 }
 
 
@@ -272,6 +277,24 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class DistillConfig:
+    teacher: str | None = opt(None, "distil from this finished classification run (its soft targets plus the "
+                              "gold labels train the model); `tunesmith distill` sets it")
+    temperature: float = opt(2.0, "softmax temperature of the soft targets (higher: softer)")
+    alpha: float = opt(0.5, "weight of the soft-target loss; 1 - alpha goes to the gold labels")
+    unlabelled: str | None = opt(None, "extra texts without labels (.txt one per line, or a table with a text "
+                                 "column) the student learns from the teacher's soft targets alone")
+    unlabelled_column: str | None = opt(None, "text column of distill.unlabelled (default: text)")
+    max_unlabelled: int | None = opt(None, "use at most this many unlabelled texts")
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError("alpha must be in [0, 1]")
+
+
+@dataclasses.dataclass
 class AugmentConfig:
     ops: list[str] = opt([], "augmentations of the training split, comma-separated: eda (= synonym,insert,"
                          "swap,delete), synonym, insert, swap, delete, mixup, back-translation, paraphrase; "
@@ -351,6 +374,7 @@ class FinetuneConfig:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     ner: NerConfig = dataclasses.field(default_factory=NerConfig)
     generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
 
     def learning_rate(self) -> float:
         from .adapt.registry import default_lr  # the method's record holds its default lr

@@ -10,11 +10,7 @@ import tempfile
 from pathlib import Path
 
 from .assets import Asset
-
-
-def cache_root() -> Path:
-    root = os.environ.get("TUNESMITH_CACHE") or Path.home() / ".cache" / "tunesmith"
-    return Path(root)
+from .split_asset import cache_root
 
 
 def dequantised_dir(asset: Asset) -> Path:

@@ -189,14 +189,14 @@ def save_artifacts(run: Path, model, tokenizer, method: str, merge: bool):
     """Write run/model (whole model, or adapter + head for peft) and, with `merge`, run/merged;
     return the model to evaluate with (adapters folded in where peft can: LoRA, DoRA, IA3).
     How the model is written (save_pretrained, or adapter layers + config) is the method's record."""
-    from .adapt.registry import get, save_model
+    from .adapt.registry import get, merge_peft, save_model
 
     (run / "model").mkdir(exist_ok=True)
     save_model(run / "model", model, method)
     tokenizer.save_pretrained(run / "model")
     if not get(method).mergeable:  # full/head: plain models; prompt, prefix, adapter layers cannot fold in
         return model
-    merged = model.merge_and_unload()
+    merged = merge_peft(model)
     if merge:
         merged.save_pretrained(run / "merged")
         tokenizer.save_pretrained(run / "merged")

@@ -85,14 +85,31 @@ def _sublayer(layer: nn.Module, place: str) -> nn.Module:
     return mod
 
 
-def add_adapters(model, kind: str = "houlsby", size: int = 64) -> list[BottleneckAdapter]:
-    """Insert adapters into every layer of `model` (in place); returns them, in order."""
+def places(model, kind: str) -> list[str]:
+    """The sub-layers whose dropout gets an adapter, named as in this architecture.
+
+    BERT's attention output is `attention.output` (dense, dropout, LayerNorm); MPNet's attention
+    applies its own dropout and LayerNorm after `attn.o`, so there the place is `attention`.
+    """
     if kind not in PLACES:
         raise TunesmithError(f"unknown adapter type '{kind}'; choose {' or '.join(PLACES)}")
+    first = encoder_layers(model)[0]
+    named = {n for n, _ in first.named_modules()}
+    out = []
+    for place in PLACES[kind]:
+        if place == "attention.output" and place not in named and "attention.LayerNorm" in named:
+            place = "attention"
+        out.append(place)
+    return out
+
+
+def add_adapters(model, kind: str = "houlsby", size: int = 64) -> list[BottleneckAdapter]:
+    """Insert adapters into every layer of `model` (in place); returns them, in order."""
+    where = places(model, kind)
     hidden = model.config.hidden_size
     added = []
     for layer in encoder_layers(model):
-        for place in PLACES[kind]:
+        for place in where:
             mod = _sublayer(layer, place)
             adapter = BottleneckAdapter(hidden, size)
             mod.dropout = AdapterAfter(mod.dropout, adapter)
@@ -123,7 +140,8 @@ def save(model, directory: Path, kind: str, size: int, base: str) -> None:
 
     directory.mkdir(parents=True, exist_ok=True)
     save_file(trainable_state(model), str(directory / WEIGHTS_FILE))
-    (directory / CONFIG_FILE).write_text(json.dumps({"type": kind, "size": size, "base_model": base},
+    (directory / CONFIG_FILE).write_text(json.dumps({"type": kind, "size": size, "base_model": base,
+                                                     "places": places(model, kind)},
                                                     indent=2) + "\n", encoding="utf-8")
     model.config.save_pretrained(directory)
 
@@ -170,9 +188,8 @@ class Adapter(torch.nn.Module):  # x + up(gelu(down(x))), after the sub-layer's 
 run = "{model_dir}"
 cfg = json.load(open(f"{{run}}/adapter_layers.json"))
 model = {auto}.from_pretrained("{base}", config=AutoConfig.from_pretrained(run))  # labels
-places = ["attention.output", "output"] if cfg["type"] == "houlsby" else ["output"]
 for layer in model.base_model.encoder.layer:
-    for place in places:
+    for place in cfg["places"]:  # e.g. attention.output and output (BERT houlsby)
         sub = layer.get_submodule(place)
         sub.dropout = Adapter(sub.dropout, model.config.hidden_size, cfg["size"])
 model.load_state_dict(load_file(f"{{run}}/adapters.safetensors"), strict=False)

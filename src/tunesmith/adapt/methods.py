@@ -4,7 +4,7 @@ The facts about each method (default lr, description, peft?, mergeable, formula,
 its record in adapt/registry.py."""
 from __future__ import annotations
 
-from ..config import LORA_DEFAULT_TARGETS, MethodConfig
+from ..config import IA3_EXTRA_TARGETS, LORA_DEFAULT_TARGETS, MethodConfig
 from ..errors import TunesmithError
 
 PEFT_TASK = {"classification": "SEQ_CLS", "token-classification": "TOKEN_CLS", "generation": "CAUSAL_LM"}
@@ -93,10 +93,13 @@ def ia3(model, cfg: MethodConfig, task: str):
 
     if cfg.target_modules:
         _check_targets(model, cfg.target_modules)
-    ff = cfg.ia3_feedforward_modules
-    if cfg.target_modules and ff is None:
+    targets, ff = cfg.target_modules, cfg.ia3_feedforward_modules
+    extra = IA3_EXTRA_TARGETS.get(getattr(model.config, "model_type", ""))
+    if not targets and extra is not None:
+        targets, ff = extra[0], ff if ff is not None else extra[1]
+    if targets and ff is None:
         ff = []  # user targets without feed-forward modules: scale outputs only
-    config = IA3Config(task_type=PEFT_TASK[task], target_modules=cfg.target_modules,
+    config = IA3Config(task_type=PEFT_TASK[task], target_modules=targets,
                        feedforward_modules=ff, modules_to_save=_heads_to_save(model, task))
     return get_peft_model(model, config)
 
@@ -176,7 +179,7 @@ def check_method_targets(model_or_config, cfg: MethodConfig, task: str = "classi
         from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as IA3_DEFAULTS
 
         mtype = getattr(model.config, "model_type", "")
-        if mtype not in IA3_DEFAULTS:
+        if mtype not in IA3_DEFAULTS and mtype not in IA3_EXTRA_TARGETS:
             raise TunesmithError(f"IA3 has no default target modules for model type '{mtype}' (peft's table); "
                                  "name them with --method.target_modules=a,b "
                                  "(and --method.ia3_feedforward_modules=...)")

@@ -142,7 +142,23 @@ def load_run_model(run: Path, info: dict, auto, merge: bool = True):
         expose_past_key_values(model)
     model = PeftModel.from_pretrained(model, model_dir)
     mergeable = method.mergeable if method else hasattr(model, "merge_and_unload")
-    return model.merge_and_unload() if merge and mergeable else model
+    return merge_peft(model) if merge and mergeable else model
+
+
+def merge_peft(model):
+    """Fold a peft model's adapters into its base weights (`merge_and_unload`).
+
+    The saved heads (modules_to_save) are put back as plain modules first: peft 0.21's generic
+    unload (IA3's) copies `.weight` from each wrapper, which fails for a head made of several
+    layers (RoBERTa's and MPNet's classifier.dense + classifier.out_proj)."""
+    from peft.utils.other import ModulesToSaveWrapper
+
+    for name, mod in list(model.named_modules()):
+        if isinstance(mod, ModulesToSaveWrapper):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child,
+                    mod.modules_to_save[mod.active_adapters[0]])
+    return model.merge_and_unload()
 
 
 def _is_prefix_dir(model_dir: Path) -> bool:

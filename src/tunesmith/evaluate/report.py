@@ -52,6 +52,16 @@ def classification_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def distilled_from(info: dict) -> str:
+    """The model card's line naming the teacher of a distilled run (empty otherwise)."""
+    d = info.get("distillation")
+    if not d:
+        return ""
+    extra = f", plus the unlabelled texts of `{d['unlabelled']}`" if d.get("unlabelled") else ""
+    return (f"Distilled from the teacher run `{d['teacher']}`: trained on its soft targets (temperature "
+            f"{d['temperature']}, weight {d['alpha']}) and the gold labels (weight {1 - d['alpha']:g}){extra}.\n\n")
+
+
 def model_card(run: Path, info: dict, report: dict) -> None:
     """README.md in the run: what it is, how well it did, how to load it without tunesmith."""
     test = report["evaluation"].get("test") or report["evaluation"].get("validation", {})
@@ -67,7 +77,7 @@ base_model: {info['base_model']}
 Text classifier fine-tuned by tunesmith from `{info['base_model']}` with method `{info['method']}`
 on `{info['data']}`. Labels: {', '.join(labels)}.
 
-Test accuracy {test.get('accuracy', float('nan')):.4f}, F1 {test.get('f1', float('nan')):.4f}
+{distilled_from(info)}Test accuracy {test.get('accuracy', float('nan')):.4f}, F1 {test.get('f1', float('nan')):.4f}
 ({test.get('n', 0)} examples). Full report: `report.md`.
 
 ## Load it without tunesmith

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import lean_train, runs
+from .. import distill, lean_train, runs
 from ..adapt import apply_method, format_param_table, param_table
 from ..adapt.methods import check_method_targets
 from ..config import FinetuneConfig, dump_yaml
@@ -35,8 +35,10 @@ def to_dataset(rows: list[dict], tokenizer, label2id: dict[str, int], max_length
 
     enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length)
     data = {k: enc[k] for k in enc.keys()}
-    data["labels"] = [label2id[r["label"]] for r in rows]
+    data["labels"] = [label2id[r["label"]] if r["label"] is not None else -100 for r in rows]  # -100: unlabelled
     data["length"] = [len(x) for x in enc["input_ids"]]
+    if rows and distill.COLUMN in rows[0]:  # soft targets of a teacher (distillation)
+        data[distill.COLUMN] = [r[distill.COLUMN] for r in rows]
     return Dataset.from_dict(data)
 
 
@@ -102,12 +104,16 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     runs.start(run, {**run_info(cfg, ref, data), "precision": precision, "lean_training": lean})
 
     train_rows = augmented_train_rows(data, cfg.augment, cfg.train.seed)  # training split only
+    if cfg.distill.teacher:
+        train_rows = distill.training_rows(train_rows, cfg, data.labels, say)
     train_ds = to_dataset(train_rows, tokenizer, data.label2id, cfg.model.max_length)
     val_ds = to_dataset(data.splits["validation"], tokenizer, data.label2id, cfg.model.max_length) \
         if data.splits.get("validation") else None
     trainer = build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, data.labels)
     if "mixup" in cfg.augment.ops:
         enable_mixup(trainer, cfg.augment.mixup_alpha, cfg.train.seed)
+    if cfg.distill.teacher:
+        distill.enable_distillation(trainer, cfg.distill.temperature, cfg.distill.alpha)
     plan = fit_budget(cfg, run, trainer, data, train_ds, val_ds)
     resume = last_checkpoint(run) if cfg.output.resume else None
     if cfg.output.resume:
@@ -184,7 +190,10 @@ def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
 
 
 def run_info(cfg: FinetuneConfig, ref, data: LabelledData) -> dict:
-    return {"task": "classification", "method": cfg.method.name, "base_model": cfg.model.name,
+    extra = {"distillation": {"teacher": str(Path(cfg.distill.teacher).resolve()), "temperature": cfg.distill.temperature,
+                              "alpha": cfg.distill.alpha, "unlabelled": cfg.distill.unlabelled}} \
+        if cfg.distill.teacher else {}
+    return {**extra, "task": "classification", "method": cfg.method.name, "base_model": cfg.model.name,
             "base_model_path": ref.path, "base_model_source": ref.source,
             "data": cfg.data.train or cfg.data.dataset, "labels": data.labels,
             "max_length": cfg.model.max_length}
