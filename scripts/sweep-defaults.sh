@@ -2,7 +2,7 @@
 # The learning-rate sweep behind the per-method defaults (docs/strategy.md, "Defaults that learn").
 #   phase grid:  each method at 3 learning rates, seed 42, movie-reviews at the compare budget
 #   phase seeds: the chosen defaults (the registry's, i.e. what `tunesmith methods` prints) at seeds 1, 2, 42
-#                on movie-reviews and sms-spam at the compare budget
+#                on movie-reviews (SEEDS) and seed 42 on sms-spam (SPAM_SEEDS) at the compare budget
 #   phase ner:   token classification on the silver news-ner set, 3 learning rates per method
 #   phase full:  the whole movie-reviews training split, 1 epoch, chosen defaults
 # Usage: scripts/sweep-defaults.sh [grid|seeds|ner|full ...] (default: all); OUT=runs/sweep
@@ -16,8 +16,8 @@ declare -A GRID=(
   [head]=1e-3,3e-3,1e-2 [prompt]=3e-2,1e-1,3e-1 [ptuning]=3e-3,1e-2,3e-2 [prefix]=1e-2,3e-2,1e-1
   [adapter]=1e-3,3e-3,1e-2)
 METHODS=(full lora dora ia3 head prompt ptuning prefix adapter)
-NER_METHODS=(full lora adapter)
-declare -A NER_GRID=([full]=5e-5,1e-4,3e-4 [lora]=1e-3,3e-3,1e-2 [adapter]=1e-3,3e-3,1e-2)
+NER_METHODS=(full lora)
+declare -A NER_GRID=([full]=1e-4,3e-4 [lora]=3e-3,1e-2)
 
 phase_grid() {
   for m in "${METHODS[@]}"; do
@@ -28,11 +28,13 @@ phase_grid() {
 
 phase_seeds() {
   local methods; methods=$(IFS=,; echo "${METHODS[*]}")
-  for data in movie-reviews sms-spam; do
-    for seed in 1 2 42; do
-      $TS compare --methods "$methods" --data "$data" "${BUDGET[@]}" --seed "$seed" \
-        --out "$OUT/seeds/$data/seed$seed"
-    done
+  for seed in ${SEEDS:-1 2 42}; do
+    $TS compare --methods "$methods" --data movie-reviews "${BUDGET[@]}" --seed "$seed" \
+      --out "$OUT/seeds/movie-reviews/seed$seed"
+  done
+  for seed in ${SPAM_SEEDS:-42}; do
+    $TS compare --methods "$methods" --data sms-spam "${BUDGET[@]}" --seed "$seed" \
+      --out "$OUT/seeds/sms-spam/seed$seed"
   done
 }
 

@@ -19,15 +19,39 @@ def rows(root: Path, phase: str) -> list[dict]:
     for f in sorted((root / phase).rglob("compare.json")):
         rel = f.parent.relative_to(root / phase).parts
         for r in json.loads(f.read_text())["rows"]:
-            out.append({**r, "data": rel[0], "where": "/".join(rel[1:])})
+            out.append({**r, "data": rel[0], "where": "/".join(rel[1:]), **held_out(Path(r["run"]))})
     return out
 
 
-def grid_table(rs: list[dict]) -> str:
-    lines = ["| data | method | lr | val metric | test accuracy | test F1 | chosen by val |", "|---|---|---|---|---|---|---|"]
+def held_out(run: Path) -> dict:
+    """Validation and test accuracy / F1 (NER: entity F1) from the run's own report."""
+    ev = json.loads((run / "report.json").read_text())["evaluation"]
+    pick = lambda s, k: ev.get(s, {}).get(k, ev.get(s, {}).get("overall", {}).get(k))  # noqa: E731
+    return {"val_acc": pick("validation", "accuracy"), "val_f1": pick("validation", "f1")}
+
+
+def choose_by_val(rs: list[dict]) -> list[dict]:
+    """Mark per (data, method) the lr with the best validation accuracy (F1 for NER). Validation
+    F1 alone picks a degenerate all-positive classifier on a balanced binary task (F1 0.667)."""
+    best: dict[tuple, dict] = {}
     for r in rs:
-        lines.append(f"| {r['data']} | {r['method']} | {r['lr']:g} | {r['val_metric']:.4f} | {r['accuracy']:.4f} | "
-                     f"{r['f1']:.4f} | {'**yes**' if r.get('best') else ''} |")
+        key = (r["data"], r["method"])
+        score = r["val_acc"] if r["val_acc"] is not None else r["val_f1"]
+        r["chosen"] = False
+        if key not in best or score > best[key][0]:
+            best[key] = (score, r)
+    for _, r in best.values():
+        r["chosen"] = True
+    return rs
+
+
+def grid_table(rs: list[dict]) -> str:
+    lines = ["| data | method | lr | val accuracy | val F1 | test accuracy | test F1 | chosen (val) |",
+             "|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    for r in sorted(choose_by_val(rs), key=lambda r: (r["data"], r["method"], r["lr"])):
+        lines.append(f"| {r['data']} | {r['method']} | {r['lr']:g} | {fmt(r['val_acc'])} | {fmt(r['val_f1'])} | "
+                     f"{fmt(r.get('accuracy'))} | {fmt(r.get('f1'))} | {'**yes**' if r['chosen'] else ''} |")
     return "\n".join(lines)
 
 

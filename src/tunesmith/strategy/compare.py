@@ -93,7 +93,8 @@ def run_one(cfg: FinetuneConfig, texts: list[str] | None = None) -> Row:
     main = ev.get("test") or ev["validation"]
     val = ev.get("validation", main)
     return Row(method=cfg.method.name, lr=report["learning_rate"], val_metric=val[cfg.train.metric],
-               accuracy=main["accuracy"], f1=main["f1"], trainable=report["params"]["trainable"],
+               accuracy=main.get("accuracy", main.get("token_accuracy")),  # NER reports token accuracy
+               f1=main["f1"], trainable=report["params"]["trainable"],
                total=report["params"]["total"], seconds=report["training"]["seconds"],
                samples_per_s=report["training"]["samples_per_second"], peak_bytes=mem.peak,
                artifact_bytes=artifact_bytes(Path(run)), run=str(run),
