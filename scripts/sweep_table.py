@@ -74,8 +74,12 @@ def seeds_table(rs: list[dict], metric: str = "accuracy") -> str:
 
 def main(root: str) -> None:
     base = Path(root)
+    grid = rows(base, "grid")
     for phase, render in (("grid", grid_table), ("ner", grid_table), ("seeds", seeds_table), ("full", grid_table)):
         rs = rows(base, phase)
+        if phase == "seeds" and rs:
+            # seed 42 at the chosen lr is the grid's chosen run itself (same config): not run twice
+            rs = rs + [r for r in choose_by_val(grid) if r["chosen"]]
         if rs:
             print(f"\n### {phase}\n\n{render(rs)}")
 

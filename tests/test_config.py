@@ -14,7 +14,7 @@ def test_yaml_then_overrides(tmp_path):
     assert cfg.method.target_modules == ["query", "key"]
     from tunesmith.adapt.registry import get
 
-    assert cfg.learning_rate() == get("lora").lr == 3e-4
+    assert cfg.learning_rate() == get("lora").lr == 3e-3
 
 
 def test_unknown_key_lists_valid_keys():

@@ -379,4 +379,4 @@ class FinetuneConfig:
     def learning_rate(self) -> float:
         from .adapt.registry import default_lr  # the method's record holds its default lr
 
-        return self.train.learning_rate or default_lr(self.method.name)
+        return self.train.learning_rate or default_lr(self.method.name, self.model.task)
