@@ -33,7 +33,8 @@ function render(d) {
       table(Object.entries(x.r.scores || {}).map(([label, score]) => ({ label, score })), [{ key: "label", title: "label" },
         { key: "score", title: "score", num: true }, { key: "bar", title: "", render: s => el("span", { class: "bar", style: `width:${Math.round(200 * s.score)}px` }) }])),
     "token-classification": x => el("div", { class: "prediction" }, highlight(x.text, x.r.entities || [])),
-    "fill-mask": x => el("div", { class: "prediction" }, el("p", {}, x.text), table(x.r.predictions || [], [{ key: "token_str", title: "token" }, { key: "score", title: "score", num: true }, { key: "sequence", title: "sequence" }])),
+    "fill-mask": x => el("div", { class: "prediction" }, el("p", {}, x.text), ...(x.r.predictions || []).map((top, i) =>
+      table(top, [{ key: "token", title: `mask ${i + 1}` }, { key: "score", title: "score", num: true }]))),
     "generation": x => el("div", { class: "prediction" }, el("p", {}, el("strong", {}, x.text)), ...(x.r.generated || []).map(g => el("pre", { class: "code" }, g))),
   }[d.task];
   $("#try-results").replaceChildren(el("p", { class: "muted" }, `task: ${d.task}`), ...rows.map(view));
