@@ -214,11 +214,13 @@ def trained(tmp_path_factory):
     job = client.post("/api/jobs", json={"kind": "finetune", "config": form}, headers=H).json()
     run = root / "runs" / job["run"]
     first = client.get("/api/run", params={"id": job["run"]}).json()  # listed before its run.json exists
-    wait(lambda: last_checkpoint(run), "the first checkpoint")
+    status = lambda j: client.get("/api/job", params={"id": j["id"]}).json()
+    wait(lambda: last_checkpoint(run) or status(job)["status"] != "running", "the first checkpoint")
+    assert last_checkpoint(run), status(job)["log"]  # the job did not end before its first checkpoint
     cancelled = client.post(f"/api/job/cancel?id={job['id']}", headers=H).json()
     mid = client.get("/api/run", params={"id": job["run"]}).json()
     resumed = client.post(f"/api/job/resume?id={job['id']}", headers=H).json()
-    wait(lambda: client.get("/api/job", params={"id": resumed["id"]}).json()["status"] != "running", "the resumed run")
+    wait(lambda: status(resumed)["status"] != "running", "the resumed run")
     yield {"client": client, "root": root, "job": job, "run": run, "id": job["run"], "form": form, "first": first,
            "cancelled": cancelled, "mid": mid, "resumed": resumed, "model": model}
     for j in client.get("/api/jobs").json():  # nothing left running (e.g. a server a test failed to stop)

@@ -62,7 +62,7 @@ function render(d) {
       { key: "bar", title: "", render: r => el("span", { class: "bar", style: `width:${Math.round(160 * r.count / max)}px` }) }]));
     const t = d.token_stats;
     $("#token-stats").replaceChildren(el("p", {},
-      `${t.model}: mean ${t.mean}, median ${t.median}, p95 ${t.p95}, max ${t.max} tokens; ` +
+      `${t.model}: mean ${fmt(t.mean, 1)}, median ${fmt(t.median, 1)}, p95 ${fmt(t.p95, 1)}, max ${t.max} tokens; ` +
       `${t.truncated} of ${t.count} (${(100 * t.truncated_share).toFixed(2)}%) longer than max_length ${t.max_length}` +
       (t.sampled ? ` (a sample of ${t.count.toLocaleString()} of ${t.of.toLocaleString()})` : "")));
     barChart($("#histogram"), t.histogram.counts, t.histogram.edges, "tokens per text");

@@ -2,9 +2,11 @@
 "use strict";
 let runId = params.get("run"), jobId = params.get("job");
 
-function progressText(p) {
+function progressText(p, status) {
   if (!p) return "";
-  return `step ${p.step} / ${p.max_steps}` + (p.phase === "evaluating" ? " · evaluating and writing the report" : "");
+  const after = status === "complete" ? " · done" : status !== "running" ? "" :
+    p.phase === "evaluating" ? " · evaluating and writing the report" : "";
+  return `step ${p.step} / ${p.max_steps}${after}`;
 }
 
 async function refreshRuns() {
@@ -47,7 +49,7 @@ async function refreshDetail() {
       $("#run-progress").max = p && p.max_steps ? p.max_steps : 1;
       $("#run-progress").value = p ? p.step : 0;
       if (status === "complete") $("#run-progress").value = $("#run-progress").max;
-      $("#run-step").textContent = status === "running" && !p ? "preparing: data, model, token statistics" : progressText(p);
+      $("#run-step").textContent = status === "running" && !p ? "preparing: data, model, token statistics" : progressText(p, status);
       drawCurves(run.metrics || []);
       $("#resume").hidden = !run.resumable;
       $("#to-report").hidden = $("#to-try").hidden = status !== "complete";
