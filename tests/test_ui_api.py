@@ -370,3 +370,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_compare_and_advise_jobs_run_the_cli_and_cancel(ui, tiny_bert):
+    """The argv the CLI reads back as the form's config; the processes start and cancel (not waited for)."""
+    from tunesmith.cli import build_parser
+    from tunesmith.commands.options import load_config
+    from tunesmith.config import FinetuneConfig
+
+    data = write_csv(ui.workspace / "r.csv", sentiment_rows(40))
+    form = {"model.name": str(tiny_bert), "data.dataset": str(data), "train.max_steps": "1", "method.name": "lora"}
+    job = ui.post("/api/jobs", json={"kind": "compare", "config": form, "methods": ["head", "lora"]}, headers=H).json()
+    assert job["argv"][:5] == ["compare", "--methods", "head,lora", "--out", str(ui.workspace / "runs" / job["run"])]
+    args, extra = build_parser().parse_known_args(job["argv"])
+    args.extra = extra
+    cfg = load_config(args, FinetuneConfig)
+    assert (cfg.train.max_steps, cfg.data.dataset, cfg.method.name) == (1, str(data), "full")  # methods: compare's
+    probe = ui.post("/api/jobs", json={"kind": "advise", "config": form}, headers=H).json()
+    assert probe["argv"][:4] == ["advise", str(tiny_bert), "--data", str(data)]
+    build_parser().parse_args(probe["argv"])  # the advise command accepts it
+    for j in (job, probe):
+        assert ui.post(f"/api/job/cancel?id={j['id']}", headers=H).json()["status"] == "cancelled"
+        r = ui.post(f"/api/job/resume?id={j['id']}", headers=H)
+        assert r.status_code == 400 and "only fine-tuning runs resume" in r.json()["error"]
+    assert ui.post(f"/api/job/cancel?id={job['id']}", headers=H).status_code == 400  # not running any more

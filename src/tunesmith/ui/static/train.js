@@ -39,6 +39,11 @@ async function refreshDetail() {
   $("#detail").hidden = false;
   const job = jobId ? await api(`/api/job?id=${encodeURIComponent(jobId)}`) : null;
   if (job) $("#log").textContent = job.log;
+  if (job && job.kind === "compare" && job.status === "complete" && !$("#compare-out").childElementCount) {
+    const f = n => `/api/run/file?id=${encodeURIComponent(job.run)}&name=${n}`;
+    $("#compare-out").append(el("h3", {}, "Comparison ", el("a", { href: f("compare.md"), target: "_blank" }, "compare.md")),
+      el("img", { class: "plot", id: "compare-png", src: f("compare.png"), alt: "compare.png" }));
+  }
   let status = job ? job.status : "";
   $("#run-title").textContent = runId ? `Run ${runId}` : `Job ${jobId} (${job.kind})`;
   if (runId) {

@@ -45,7 +45,7 @@ function table(rows, columns, sortable = false) {
       el("td", { class: c.num ? "num" : "" }, c.render ? c.render(r) : fmt(r[c.key]))))));
   };
   for (const c of columns) {
-    const th = el("th", { class: (c.num ? "num " : "") + (sortable ? "sortable" : ""), "data-key": c.key }, c.title || c.key);
+    const th = el("th", { class: (c.num ? "num " : "") + (sortable ? "sortable" : ""), "data-key": c.key }, c.title ?? c.key);
     if (sortable) th.addEventListener("click", () => {
       order = { key: c.key, dir: order.key === c.key ? -order.dir : 1 };
       rows = [...rows].sort((a, b) => (a[c.key] > b[c.key] ? 1 : a[c.key] < b[c.key] ? -1 : 0) * order.dir);
@@ -79,7 +79,8 @@ function lineChart(svg, series, xLabel = "step") {
   if (x1 === x0) x1 = x0 + 1; if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
   const X = x => L + (x - x0) / (x1 - x0) * (W - L - R), Y = y => H - B - (y - y0) / (y1 - y0) * (H - T - B);
   svg.append(s("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#bbb" }), s("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#bbb" }));
-  for (const v of [y0, (y0 + y1) / 2, y1]) svg.append(s("text", { x: 2, y: Y(v) + 4 }, v.toPrecision(3)));
+  const digits = Math.max(0, Math.ceil(-Math.log10(y1 - y0)) + 1);  // enough to tell the ticks apart
+  for (const v of [y0, (y0 + y1) / 2, y1]) svg.append(s("text", { x: 2, y: Y(v) + 4 }, v.toFixed(Math.min(digits, 6))));
   svg.append(s("text", { x: L, y: H - 8 }, `${xLabel} ${x0}`), s("text", { x: W - R - 60, y: H - 8 }, `${x1}`));
   series.forEach((sr, i) => {
     if (!sr.points.length) return;
