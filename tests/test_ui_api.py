@@ -394,3 +394,26 @@ def test_compare_and_advise_jobs_run_the_cli_and_cancel(ui, tiny_bert):
         r = ui.post(f"/api/job/resume?id={j['id']}", headers=H)
         assert r.status_code == 400 and "only fine-tuning runs resume" in r.json()["error"]
     assert ui.post(f"/api/job/cancel?id={job['id']}", headers=H).status_code == 400  # not running any more
+
+
+def test_try_token_classification_gives_spans_in_the_text(ui, tmp_path):
+    """NER results carry character offsets into the text: what the Try page highlights."""
+    import torch
+    from transformers import BertConfig, BertForTokenClassification
+
+    d = tmp_path / "ner"
+    make_tiny_bert(d)
+    labels = ["O", "B-PER", "I-PER"]
+    cfg = BertConfig.from_pretrained(d, num_labels=3, id2label=dict(enumerate(labels)),
+                                     label2id={l: i for i, l in enumerate(labels)})
+    torch.manual_seed(0)
+    model = BertForTokenClassification(cfg)
+    with torch.no_grad():  # every token B-PER: one entity per word, whatever the random weights
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
+    model.save_pretrained(d)
+    text = "the film was great"
+    out = ui.post("/api/try", json={"model": str(d), "texts": [text], "task": "token-classification"}, headers=H).json()
+    spans = out["results"][0]["entities"]
+    assert out["task"] == "token-classification" and spans
+    assert all(text[s["start"]:s["end"]] == s["word"] and s["entity_group"] == "PER" for s in spans)
