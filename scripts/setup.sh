@@ -22,6 +22,13 @@ if [ ! -f /usr/share/wordnet/index.noun ] && [ "$(id -u)" = 0 ] && command -v ap
   { apt-get install -y -qq --no-install-recommends wordnet-base || { apt-get update -qq && \
     apt-get install -y -qq --no-install-recommends wordnet-base; }; } >/dev/null 2>&1 || echo "setup: wordnet-base not installed (optional)"
 fi
+# Optional, fail-soft (issue 18, `tunesmith ui`): Debian's chromium + chromium-driver for the UI's
+# browser test (tests/test_ui_browser.py), which skips with the reason when they are missing.
+if ! command -v chromedriver >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  { apt-get install -y -qq --no-install-recommends chromium chromium-driver || { apt-get update -qq && \
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver; }; } >/dev/null 2>&1 || \
+    echo "setup: chromium not installed (optional: the UI browser test skips)"
+fi
 stamp=$VENV/.tunesmith-setup
 key=$(cat "$0" pyproject.toml | sha256sum | cut -d' ' -f1)
 mpnet() { [ "$WITH_MPNET" = 0 ] || "$VENV/bin/tunesmith" models install mpnet; }

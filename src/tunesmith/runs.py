@@ -4,6 +4,7 @@
       run.json            status (running | complete), task, method, base model, labels
       config.yaml         the resolved config
       metrics.jsonl       one line per log / evaluation event
+      progress.json       phase, step / max_steps and pid while training (trainer.write_progress)
       labels.json         id -> label name
       token_stats.json    token-length statistics per split
       params.json         trainable vs total parameters

@@ -7,7 +7,9 @@ the validation metric, and a metrics log in the run directory.
 from __future__ import annotations
 
 import math
+import os
 import re
+import time
 from pathlib import Path
 
 import torch
@@ -93,20 +95,42 @@ class TunesmithTrainer(Trainer):
             mark_complete(Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}")
 
 
+PROGRESS = "progress.json"
+PROGRESS_EVERY_S = 0.5  # rewrite progress.json at most this often (a tiny model takes ms per step)
+
+
+def write_progress(run: Path, state, phase: str) -> None:
+    """<run>/progress.json: {phase, step, max_steps, epoch, pid, updated}, rewritten atomically.
+
+    The run's live position for readers in other processes (`tunesmith ui` draws its progress bar
+    from it; the pid tells a restarted UI whether the run is still alive)."""
+    runs.write_json(Path(run) / PROGRESS, {
+        "phase": phase, "step": state.global_step, "max_steps": state.max_steps,
+        "epoch": round(state.epoch or 0, 4), "pid": os.getpid(), "updated": time.time()})
+
+
 class RunLogCallback(TrainerCallback):
-    """Progress bar with running loss and last validation metric; every log line to metrics.jsonl."""
+    """Progress bar with running loss and last validation metric; every log line to metrics.jsonl;
+    the current step in progress.json (see `write_progress`)."""
 
     def __init__(self, run: Path, metric: str, enabled: bool = True):
         self.run, self.metric, self.enabled = run, metric, enabled
         self.bar = None
         self.postfix: dict[str, str] = {}
+        self.progress_at = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            write_progress(self.run, state, "training")
+            self.progress_at = time.monotonic()
         if state.is_world_process_zero and self.enabled:
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training",
                             unit="step", dynamic_ncols=True)
 
     def on_step_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and time.monotonic() - self.progress_at >= PROGRESS_EVERY_S:
+            write_progress(self.run, state, "training")
+            self.progress_at = time.monotonic()
         if self.bar is not None:
             if self.bar.total != state.max_steps:  # a time-budgeted run re-planned its length
                 self.bar.total = state.max_steps
@@ -134,6 +158,8 @@ class RunLogCallback(TrainerCallback):
             self.bar.set_postfix(self.postfix, refresh=False)
 
     def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:  # training is over; evaluation and saving follow
+            write_progress(self.run, state, "evaluating")
         if self.bar is not None:
             self.bar.close()
             self.bar = None
