@@ -157,7 +157,7 @@ def render(advice, name: str, sit, scenario: str | None = None, models=None) -> 
     if models is not None:
         lines += _models(models, advice.method)
     lines.append("\nwhat would change the advice:")
-    lines += [f"  - {c}" for c in advice.changes]
+    lines += [f"  - {c.text}  [{c.cite.label()}]" for c in advice.changes]
     lines.append("\nevidence cited (strategy/evidence.py):")
     lines += [f"  - {e.cite()}\n      command: {e.command}" for e in _cited(advice, models)]
     return "\n".join(l for l in lines if l != "")

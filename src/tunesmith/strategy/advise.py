@@ -73,7 +73,7 @@ class Advice:
     method: str
     settings: dict
     reasons: list[Reason]
-    changes: list[str]
+    changes: list[Reason]
     counts: dict[str, MethodCount]
     memory: dict[str, MemoryEstimate]
     storage: dict[str, int]
@@ -85,7 +85,8 @@ class Advice:
     def cited(self, evidence: tuple[Evidence, ...] = EVIDENCE) -> list[Evidence]:
         """The evidence records the advice cites, in order of first citation."""
         table = by_id(evidence)
-        ids = [i for c in [r.cite for r in self.reasons] + [c for _, c in self.lines] for i in c.ids]
+        cites = [r.cite for r in self.reasons + self.changes] + [c for _, c in self.lines]
+        ids = [i for c in cites for i in c.ids]
         return [table[i] for i in dict.fromkeys(ids) if i in table]
 
 
@@ -120,7 +121,7 @@ def recommend(config, sit: Situation, probes: dict[str, ProbeResult] | None = No
     choice = _fit(sit, order, memory, storage, reasons)
     timing = timing_for(config, sit, choice, counts, probes)
     lines, settings = _settings(choice, sit, rank, method_cite, timing, reasons, evidence)
-    changes = _changes(sit, counts, memory, storage, probes, rank)
+    changes = _changes(config, sit, counts, memory, storage, probes, rank, timing)
     return Advice(choice, settings, reasons, changes, counts, memory, storage, probes, lines, timing, rank)
 
 
@@ -300,30 +301,55 @@ def command_line(settings: dict, model: str) -> str:
     return f"tunesmith finetune --model {model} " + " ".join(f"--{k}={v}" for k, v in settings.items())
 
 
-def _changes(sit, counts, memory, storage, probes, rank: Ranking | None) -> list[str]:
+def _changes(config, sit, counts, memory, storage, probes, rank: Ranking | None,
+             timing: Timing | None) -> list[Reason]:
     out = []
     full_mem = memory["full"].total
-    out.append(f"memory: full fine-tuning needs about {human_bytes(full_mem)} (batch {sit.batch}, {sit.seq} "
-               f"tokens), LoRA {human_bytes(memory['lora'].total)}, head-only {human_bytes(memory['head'].total)}; "
-               f"below {human_bytes(full_mem / MEMORY_MARGIN)} of memory full fine-tuning is out (or halve the "
-               "batch and accumulate gradients).")
+    out.append(Reason(
+        f"memory: full fine-tuning needs about {human_bytes(full_mem)} (batch {sit.batch}, {sit.seq} tokens), LoRA "
+        f"{human_bytes(memory['lora'].total)}, head-only {human_bytes(memory['head'].total)}; below "
+        f"{human_bytes(full_mem / MEMORY_MARGIN)} of memory full fine-tuning is out (or halve the batch and "
+        "accumulate gradients).", Cite(note=FORMULA)))
     sizes = f"measured comparisons at {rank.size:,} examples apply" if rank else \
         f"no method comparison is within {NEAR_FACTOR}x"
-    out.append(f"data: {sizes}; within {NEAR_FACTOR}x of a measured size the best measured method is advised, "
-               f"elsewhere full fine-tuning (below {TINY_DATA} examples the head only); early stopping below "
-               f"{SMALL_DATA:,}. New measurements (strategy/evidence.py) change this without code.")
+    out.append(Reason(
+        f"data: {sizes}; within {NEAR_FACTOR}x of a measured size the best measured method is advised, elsewhere "
+        f"full fine-tuning (below {TINY_DATA} examples the head only); early stopping below {SMALL_DATA:,}. New "
+        "measurements (strategy/evidence.py) change this without code.",
+        Cite(rank.ids) if rank else Cite(note=HAND_SET)))
     per_task_full = 4 * counts["full"].total
     limit = (f", or when storage for the {sit.tasks} tasks is under {human_bytes(storage['full'])}"
              if sit.tasks > 1 else "")
-    out.append(f"tasks: each full model is {human_bytes(per_task_full)}, each LoRA adapter + head "
-               f"{human_bytes(4 * counts['lora'].artifact_params())}; from {MANY_TASKS} tasks on{limit}, "
-               "one shared base with an adapter per task wins.")
+    out.append(Reason(
+        f"tasks: each full model is {human_bytes(per_task_full)}, each LoRA adapter + head "
+        f"{human_bytes(4 * counts['lora'].artifact_params())}; from {MANY_TASKS} tasks on{limit}, one shared base "
+        "with an adapter per task wins.", Cite(note=f"{HAND_SET} (the sizes are computed)")))
     if probes.get("full") and probes.get("lora"):
         f, lo = probes["full"], probes["lora"]
-        out.append(f"time: per step full {f.seconds_per_step:.2f} s vs LoRA {lo.seconds_per_step:.2f} s on "
-                   f"{f.device} (LoRA saves the weight gradients and optimizer work, not the forward/backward "
-                   "through the frozen layers).")
+        out.append(Reason(
+            f"time: per step full {f.seconds_per_step:.2f} s vs LoRA {lo.seconds_per_step:.2f} s on {f.device} "
+            "(LoRA saves the weight gradients and optimizer work, not the forward/backward through the frozen "
+            "layers; the project's CPU benchmark measured LoRA at 1.35x full's throughput).",
+            Cite(("bench-train-cpu",), f"measured now: probe on {f.device}")))
+    if timing is not None and timing.source == "estimate":
+        out.append(_other_precision(config, sit, counts))
     return out
+
+
+def _other_precision(config, sit: Situation, counts: dict[str, MethodCount]) -> Reason:
+    """The accelerator estimate at the other precision: mixed precision changes the time most."""
+    from . import accelerators
+
+    acc = accelerators.get(sit.accelerator)
+    other = "mixed" if sit.precision == "fp32" else "fp32"
+    full = accelerators.estimate_step(config, counts["full"], sit.batch, sit.seq, other, acc)
+    lora = accelerators.estimate_step(config, counts["lora"], sit.batch, sit.seq, other, acc)
+    epoch = full.epoch_seconds(sit.samples, sit.batch)
+    return Reason(f"precision: with --precision {other} the {acc.name} estimate is {full.step_seconds:.3f} s per "
+                  f"step for full fine-tuning ({_duration(epoch)} per epoch), {lora.step_seconds:.3f} s for LoRA "
+                  "(frozen weights skip their weight gradients: 4·N instead of 6·N FLOPs per token; the project's "
+                  "CPU benchmark measured LoRA at 1.35x full's throughput, not the 1.5x of the FLOPs).",
+                  Cite(("bench-train-cpu",), "no measurement on the accelerator: estimate from FLOPs and bandwidth"))
 
 
 def _duration(seconds: float) -> str:
