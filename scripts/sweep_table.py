@@ -19,7 +19,8 @@ def rows(root: Path, phase: str) -> list[dict]:
     for f in sorted((root / phase).rglob("compare.json")):
         rel = f.parent.relative_to(root / phase).parts
         for r in json.loads(f.read_text())["rows"]:
-            out.append({**r, "data": rel[0], "where": "/".join(rel[1:]), **held_out(Path(r["run"]))})
+            data = "news-ner" if phase == "ner" else rel[0]  # ner/<method>/...: one data set
+            out.append({**r, "data": data, "where": "/".join(rel[1:]), **held_out(Path(r["run"]))})
     return out
 
 
