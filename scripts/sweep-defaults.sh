@@ -11,9 +11,10 @@ set -euo pipefail
 OUT=${OUT:-runs/sweep}
 TS=${TS:-tunesmith}
 BUDGET=(--max-train 2000 --epochs 1 --max-length 64 --batch-size 32 --train.eval_every=32)
+# 3 rates around each old default, plus one or two more where the best was at the grid's edge
 declare -A GRID=(
-  [full]=5e-5,1e-4,2e-4 [lora]=5e-4,1e-3,3e-3 [dora]=5e-4,1e-3,3e-3 [ia3]=3e-3,1e-2,3e-2
-  [head]=1e-3,3e-3,1e-2 [prompt]=3e-2,1e-1,3e-1 [ptuning]=3e-3,1e-2,3e-2 [prefix]=1e-2,3e-2,1e-1
+  [full]=5e-5,1e-4,2e-4 [lora]=5e-4,1e-3,3e-3,1e-2 [dora]=5e-4,1e-3,3e-3,1e-2 [ia3]=3e-3,1e-2,3e-2,1e-1
+  [head]=1e-3,3e-3,1e-2,3e-2,1e-1 [prompt]=3e-2,1e-1,3e-1 [ptuning]=3e-3,1e-2,3e-2,1e-1 [prefix]=1e-2,3e-2,1e-1
   [adapter]=1e-3,3e-3,1e-2)
 METHODS=(full lora dora ia3 head prompt ptuning prefix adapter)
 NER_METHODS=(full lora)

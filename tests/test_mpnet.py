@@ -11,14 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tunesmith import runs
 from tunesmith.adapt.registry import REGISTRY, apply_method
 from tunesmith.config import MethodConfig
 from tunesmith.errors import TunesmithError
 from tunesmith.infer.predictor import Predictor
+from test_method_registry import TEXTS, fake_run  # the registry tests' run maker, pointed at a tiny MPNet
 
-TEXTS = ["the film was great and lovely", "boring and awful acting", "a dull plot", "superb cast"]
-LABELS = ["neg", "neu", "pos"]
 WORDS = "the film was great and lovely boring awful acting a dull plot superb cast".split()
 
 
@@ -44,39 +42,10 @@ def tiny_mpnet(tmp_path_factory) -> Path:
     return make_tiny_mpnet(tmp_path_factory.mktemp("tiny-mpnet") / "model")
 
 
-def options(name: str) -> MethodConfig:
-    return MethodConfig(name=name, lora_r=2, num_virtual_tokens=3, adapter_size=4)
-
-
-def fake_run(root: Path, base: Path, name: str):
-    """A finished run of `name` on `base` whose trainable weights are set to random values."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    torch.manual_seed(3)
-    kw = dict(num_labels=3, id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)})
-    model = apply_method(AutoModelForSequenceClassification.from_pretrained(base, **kw), options(name),
-                         "classification")
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.3)
-    model.eval()
-    tok = AutoTokenizer.from_pretrained(base)
-    with torch.no_grad():
-        want = model(**tok(TEXTS, padding=True, return_tensors="pt")).logits
-    run = root / f"run-{name}"
-    run.mkdir()
-    runs.start(run, {"task": "classification", "method": name, "labels": LABELS, "base_model": "tiny-mpnet",
-                     "data": "toy", "base_model_path": str(base), "max_length": 32})
-    runs.save_artifacts(run, model, tok, name, merge=False)
-    runs.finish(run)
-    return run, want
-
-
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_every_method_on_mpnet_saves_reloads_and_the_fast_path_agrees(tmp_path, tiny_mpnet, name):
     try:
-        run, want = fake_run(tmp_path, tiny_mpnet, name)
+        run, _, want, _ = fake_run(tmp_path, tiny_mpnet, name)
     except TunesmithError as e:  # a method that cannot run on MPNet must say so clearly
         assert "mpnet" in str(e).lower() or "MPNet" in str(e)
         pytest.skip(f"{name} refuses MPNet: {e}")
