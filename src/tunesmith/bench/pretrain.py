@@ -98,7 +98,7 @@ def train_step(model, opt, batch, sparse: bool) -> None:
 
 
 def run(args) -> int:
-    from ..commands.fill_mask import load_masked_lm
+    from ..mlm_cache import load_masked_lm
 
     model, tok, _ = load_masked_lm(args.model)
     sents = corpus_slice(args.corpus, args.sentences, args.seed)

@@ -125,8 +125,13 @@ class Predictor:
 
             task = guess_task(load_config(ref))
         task = canonical_task(task)
-        model, _ = load_for_task(ref, task)
-        tok = load_tokenizer(ref)
+        if task == "fill-mask":  # the built-in encoder gets its trained MLM head, as in `tunesmith fill-mask`
+            from ..mlm_cache import load_masked_lm
+
+            model, tok, _ = load_masked_lm(str(spec))
+        else:
+            model, _ = load_for_task(ref, task)
+            tok = load_tokenizer(ref)
         kwargs.setdefault("max_length", default_max_length(tok, model.config))
         return cls(model, prepare_tokenizer(tok, task), task, **kwargs)
 

@@ -92,36 +92,10 @@ def carry_pooler(base_path: str, out_dir, model) -> list[str]:
 
 
 # ---- a trained MLM head for an encoder that ships without one (the built-in minilm) ------------
-# Cheap on purpose: the encoder stays frozen, its hidden states at masked positions are computed
-# once, and only the head (transform dense + LayerNorm + output bias; the decoder stays tied to the
-# frozen word embeddings) trains on them. Prepared once and cached (assets' mlm_cache.py).
+# The head's own weights (transform dense + LayerNorm + output bias; the decoder stays tied to the
+# frozen word embeddings) train together with the encoder's top layers: pretrain/top_layers.py,
+# prepared once and cached by mlm_cache.py.
 HEAD_PARAMS = ("transform.dense", "transform.LayerNorm", "bias")
-
-
-@torch.no_grad()
-def masked_features(model, tokenizer, sentences: list[str], rate: float = 0.15, max_length: int = 48,
-                    batch: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hidden states at masked positions (n, hidden), the tokens that were there (n,)).
-
-    `rate` of each sentence's ordinary tokens (at least one) become the mask token: fill-mask only
-    ever shows the head [MASK], so no 80/10/10 replacement here."""
-    g = torch.Generator().manual_seed(seed)
-    encoder = getattr(model, model.base_model_prefix)
-    encoder.eval()
-    feats, targets = [], []
-    for i in range(0, len(sentences), batch):
-        enc = tokenizer(sentences[i:i + batch], truncation=True, max_length=max_length, padding=True,
-                        return_tensors="pt", return_special_tokens_mask=True)
-        special = enc.pop("special_tokens_mask").bool() | (enc["attention_mask"] == 0)
-        pick = (torch.rand(enc["input_ids"].shape, generator=g) < rate) & ~special
-        first = (~special).float().argmax(1)  # a sentence with no pick masks its first token
-        none = ~pick.any(1)
-        pick[none, first[none]] = True
-        targets.append(enc["input_ids"][pick])
-        enc["input_ids"] = enc["input_ids"].masked_fill(pick, tokenizer.mask_token_id)
-        hidden = encoder(**enc).last_hidden_state  # (batch, seq, hidden)
-        feats.append(hidden[pick])
-    return torch.cat(feats), torch.cat(targets)
 
 
 def head_module(model):
@@ -130,53 +104,3 @@ def head_module(model):
     if head is None or not hasattr(head, "predictions"):
         raise ValueError(f"{type(model).__name__} has no BERT-style MLM head (model.cls.predictions)")
     return head
-
-
-@torch.no_grad()
-def masked_accuracy(model, feats: torch.Tensor, targets: torch.Tensor, batch: int = 512) -> dict:
-    """Top-1 / top-5 accuracy of the head on masked-token features."""
-    head = head_module(model).eval()
-    top1 = top5 = 0
-    for i in range(0, len(feats), batch):
-        best = head(feats[i:i + batch]).topk(5, dim=-1).indices  # (batch, 5)
-        t = targets[i:i + batch, None]
-        top1 += int((best[:, :1] == t).sum())
-        top5 += int((best == t).any(1).sum())
-    n = max(1, len(feats))
-    return {"top1": round(top1 / n, 4), "top5": round(top5 / n, 4), "n": len(feats)}
-
-
-def train_mlm_head(model, feats: torch.Tensor, targets: torch.Tensor, epochs: int = 2, lr: float = 2e-3,
-                   batch: int = 256, seed: int = 0) -> list[float]:
-    """Train only the head's transform and output bias on frozen-encoder features; returns the
-    mean loss per epoch. The decoder weight stays tied to (and as) the word embeddings."""
-    head = head_module(model)
-    params = [p for n, p in head.predictions.named_parameters()
-              if n.startswith(HEAD_PARAMS) and not n.startswith("decoder.weight")]
-    for p in model.parameters():
-        p.requires_grad = False
-    for p in params:
-        p.requires_grad = True
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
-    head.train()
-    losses = []
-    for _ in range(epochs):
-        order, total = torch.randperm(len(feats), generator=g), 0.0
-        for i in range(0, len(feats), batch):
-            idx = order[i:i + batch]
-            loss = torch.nn.functional.cross_entropy(head(feats[idx]), targets[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        losses.append(total / max(1, len(feats)))
-    head.eval()
-    return losses
-
-
-def head_state(model) -> dict[str, torch.Tensor]:
-    """The trained head's own weights (what the cache keeps; the decoder is the embeddings)."""
-    return {f"cls.predictions.{n}": p.detach().clone().contiguous()
-            for n, p in head_module(model).predictions.named_parameters()
-            if n.startswith(HEAD_PARAMS) and not n.startswith("decoder.weight")}
