@@ -57,8 +57,15 @@ def _run_model_dir(run: Path) -> Path:
     for sub in ("merged", "model"):
         if (run / sub / "config.json").is_file():
             return run / sub
-    raise TunesmithError(f"{run}: holds a LoRA adapter, not a whole model; write one with "
-                         f"`tunesmith export {run} --merge` or fine-tune with --output.merge=true")
+    method = info.get("method", "peft")
+    raise TunesmithError(f"{run}: holds a {method} adapter, not a whole model; fine-tune it again with "
+                         "--output.merge=true (writes a merged model), or load the adapter with peft "
+                         f"as {run / 'README.md'} shows")
+
+
+def base_path(ref: ModelRef) -> str:
+    """Absolute path of a local base model, so a peft run still loads from another directory."""
+    return str(Path(ref.path).resolve()) if ref.source in ("local", "run") else ref.path
 
 
 def hub_hint(ref: ModelRef, err: Exception) -> TunesmithError:

@@ -19,7 +19,7 @@ from ..data.stats import format_stats, length_stats, token_lengths
 from ..evaluate.metrics import classification_metrics, format_confusion
 from ..evaluate.report import model_card, write_classification_report
 from ..infer.predictor import Predictor
-from ..models import load_for_task, load_tokenizer, resolve
+from ..models import base_path, load_for_task, load_tokenizer, resolve
 from ..trainer import (RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_trainer, announce_precision,
                        training_args)
 
@@ -194,7 +194,7 @@ def run_info(cfg: FinetuneConfig, ref, data: LabelledData) -> dict:
                               "alpha": cfg.distill.alpha, "unlabelled": cfg.distill.unlabelled}} \
         if cfg.distill.teacher else {}
     return {**extra, "task": "classification", "method": cfg.method.name, "base_model": cfg.model.name,
-            "base_model_path": ref.path, "base_model_source": ref.source,
+            "base_model_path": base_path(ref), "base_model_source": ref.source,
             "data": cfg.data.train or cfg.data.dataset, "labels": data.labels,
             "max_length": cfg.model.max_length}
 

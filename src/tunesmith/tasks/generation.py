@@ -16,17 +16,12 @@ from ..data.readers import read_records, read_text
 from ..errors import TunesmithError
 from ..evaluate.generation_report import generation_model_card, write_generation_report
 from ..infer.generation import generate
-from ..models import load_for_task, load_tokenizer, resolve
+from ..models import base_path, load_for_task, load_tokenizer, resolve
 from ..trainer import (RunLogCallback, TunesmithTrainer, announce_precision, last_checkpoint, quiet_trainer,
                        training_args)
 from .classification import say
 
 IGNORE = -100
-
-
-def base_path(ref) -> str:
-    """Absolute path of a local base model, so a LoRA run still loads from another directory."""
-    return str(Path(ref.path).resolve()) if ref.source in ("local", "run") else ref.path
 
 
 # ----------------------------------------------------------------------------- data

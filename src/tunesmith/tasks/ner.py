@@ -21,12 +21,10 @@ from ..errors import TunesmithError
 from ..evaluate.ner_metrics import entity_confusion, ner_metrics
 from ..evaluate.ner_report import ner_model_card, write_ner_report
 from ..infer.ner_spans import predict_entities
-from ..models import load_for_task, load_tokenizer, resolve
+from ..models import base_path, load_for_task, load_tokenizer, resolve
 from ..trainer import (RunLogCallback, TunesmithTrainer, announce_precision, last_checkpoint, quiet_trainer,
                        training_args)
 from .classification import prepare_run, say  # noqa: F401  (prepare_run is shared by every task)
-
-from .generation import base_path  # noqa: E402
 
 TEXTBOOK = "Apple Inc. was founded by Steve Jobs in Cupertino, California."
 
