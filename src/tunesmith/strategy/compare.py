@@ -85,7 +85,7 @@ def inference_rate(run: Path, texts: list[str], repeats: int = 3) -> tuple[float
 
 def run_one(cfg: FinetuneConfig, texts: list[str] | None = None) -> Row:
     """Fine-tune once and read the numbers back from its report; with `texts`, measure inference."""
-    from ..commands.finetune import finetune
+    from ..finetune import finetune
 
     with PeakMemory() as mem:
         run, report = finetune(cfg)

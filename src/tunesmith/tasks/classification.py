@@ -265,7 +265,8 @@ def skip_fast_paths(run: Path, why: str) -> dict:
 def check_fast_paths(run, cfg, data, model, tokenizer, split: str, ref: list[int] | None) -> dict:
     """Run the inexact fast paths (int8-row-compile) on the held-out `split`, whose fp32 labels are
     `ref`, and record whether `--fast auto` may use them for this run (infer/verify.py)."""
-    from ..infer.verify import check_paths, write_record
+    from ..infer.fast_check import check_paths
+    from ..infer.verify import write_record
 
     if not ref or not runs.is_main_process():
         return {}
