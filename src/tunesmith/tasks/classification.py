@@ -10,8 +10,7 @@ import torch
 
 from .. import distill, lean_train, runs
 from ..adapt import apply_method, format_param_table, param_table
-from ..adapt.methods import check_method_targets
-from ..config import FinetuneConfig, dump_yaml
+from ..config import FinetuneConfig
 from ..adapt.mixup import enable_mixup
 from ..data.augment import augmented_train_rows
 from ..data.labelled import LabelledData, load_labelled
@@ -79,7 +78,6 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     """Fine-tune, evaluate and write a complete run directory; returns the report."""
     torch.manual_seed(cfg.train.seed)
     ref = resolve(cfg.model.name)
-    check_method_targets(ref.path, cfg.method, "classification")  # seconds, before the data
     data = load_labelled(cfg.data)
     say(f"data: {cfg.data.dataset if not cfg.data.train else cfg.data.train} -> "
         + ", ".join(f"{k} {v}" for k, v in data.info["sizes"].items()) + f"; labels {data.labels}")
@@ -285,13 +283,3 @@ def say_fast_paths(checks: dict, split: str) -> None:
                 + ("--fast auto uses it for long inputs" if c["default_ok"] else f"opt-in only ({c['why']})"))
         else:
             say(f"fast path {path}: not checked ({c['why']})")
-
-
-def prepare_run(cfg: FinetuneConfig) -> Path:
-    run = Path(cfg.output.dir) if cfg.output.dir else runs.default_run_dir(
-        cfg.model.name, cfg.data.train or cfg.data.dataset, cfg.method.name)
-    cfg.output.dir = str(run)
-    runs.prepare(run, cfg.output.resume, cfg.output.overwrite)
-    if runs.is_main_process():
-        dump_yaml(cfg, run / "config.yaml")
-    return run

@@ -11,7 +11,6 @@ import torch
 
 from .. import budget, runs
 from ..adapt import apply_method, format_param_table, param_table
-from ..adapt.methods import check_method_targets
 from ..config import FinetuneConfig
 from ..data.conll import label_list, normalise, read_ner_file
 from ..data.ner_align import IGNORE, encode_ner, words_from_windows
@@ -24,7 +23,7 @@ from ..infer.ner_spans import predict_entities
 from ..models import base_path, load_for_task, load_tokenizer, resolve
 from ..trainer import (RunLogCallback, TunesmithTrainer, announce_precision, last_checkpoint, quiet_trainer,
                        training_args)
-from .classification import prepare_run, say  # noqa: F401  (prepare_run is shared by every task)
+from .classification import say
 
 TEXTBOOK = "Apple Inc. was founded by Steve Jobs in Cupertino, California."
 
@@ -175,7 +174,6 @@ def finetune_ner(cfg: FinetuneConfig, run: Path) -> dict:
     """Fine-tune a token classifier, evaluate entity-level and write a complete run directory."""
     torch.manual_seed(cfg.train.seed)
     ref = resolve(cfg.model.name)
-    check_method_targets(ref.path, cfg.method, "token-classification")  # seconds, before the data
     splits, labels, info = load_ner_data(cfg)
     say(f"data: {cfg.data.train or cfg.data.dataset} -> " + ", ".join(f"{k} {v}" for k, v in info["sizes"].items())
         + f" sentences; scheme {info['scheme'].upper()}; {len(labels)} labels")
