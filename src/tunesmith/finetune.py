@@ -13,12 +13,9 @@ from .errors import TunesmithError
 
 def pipelines() -> dict:
     """task name -> function(cfg, run) -> report."""
-    from .tasks.classification import finetune_classification
-    from .tasks.generation import finetune_generation
-    from .tasks.ner import finetune_ner
+    from .tasks.registry import finetunable
 
-    return {"classification": finetune_classification, "token-classification": finetune_ner,
-            "generation": finetune_generation}
+    return {name: t.finetune_fn() for name, t in finetunable().items()}
 
 
 def check_before_loading(cfg: FinetuneConfig) -> None:

@@ -125,11 +125,9 @@ def load_for_task(ref: ModelRef, task: str, labels: list[str] | None = None):
     """Load the backbone with the head for `task`; returns (model, newly initialised weight names)."""
     import transformers
 
-    auto = {"classification": transformers.AutoModelForSequenceClassification,
-            "token-classification": transformers.AutoModelForTokenClassification,
-            "generation": transformers.AutoModelForCausalLM,
-            "fill-mask": transformers.AutoModelForMaskedLM,
-            "base": transformers.AutoModel}[task]
+    from .tasks.registry import get
+
+    auto = transformers.AutoModel if task == "base" else get(task).auto_class()  # the task's record
     kwargs = {}
     if labels is not None:
         kwargs = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),

@@ -40,8 +40,9 @@ def out_dir(args) -> Path:
 
 def run(args) -> int:
     info = runs.load_run(args.run)
-    handlers = {"classification": evaluate_classification, "token-classification": evaluate_ner,
-                "generation": evaluate_generation}
+    from ..tasks.registry import REGISTRY
+
+    handlers = {name: t.evaluate_fn() for name, t in REGISTRY.items() if t.evaluate}
     if info.get("task") not in handlers:
         raise TunesmithError(f"{args.run}: cannot evaluate a '{info.get('task')}' run; "
                              f"tasks: {', '.join(handlers)}")
