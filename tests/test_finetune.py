@@ -165,7 +165,8 @@ def test_resume_continues_from_checkpoint(trained, tmp_path):
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
 
 
-def test_bad_inputs_give_clear_errors(trained, tmp_path, capsys):
+def test_bad_inputs_give_clear_errors(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the cases without --output would write runs/ into the working directory
     incomplete = tmp_path / "incomplete"
     incomplete.mkdir()
     (incomplete / "run.json").write_text(json.dumps({"status": "running", "task": "classification"}))
