@@ -75,3 +75,28 @@ def test_unknown_task_names_the_known_ones():
 
     with pytest.raises(TunesmithError, match="tasks: classification, token-classification"):
         canonical("telepathy")
+
+
+FAKE_REPORTS = {
+    "classification": {"evaluation": {"test": {"accuracy": 0.9, "f1": 0.8, "n": 10}}},
+    "token-classification": {"evaluation": {"test": {"f1": 0.5, "precision": 0.4, "recall": 0.6, "n": 3}}},
+    "generation": {"evaluation": {"test": {"before": {"perplexity": 9.0}, "after": {"perplexity": 5.0}}}},
+}
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "adapter"])
+@pytest.mark.parametrize("name", list(finetunable()))
+def test_one_model_card_writer_reads_the_records(tmp_path, name, method):
+    from tunesmith.adapt.registry import get as get_method
+    from tunesmith.evaluate.report import CARDS, MARKDOWN, model_card
+
+    assert name in CARDS and name in MARKDOWN  # a new task must say how it reports
+    labels = ["O", "B-X", "I-X"] if get(name).labelled else None
+    info = {"task": name, "method": method, "base_model": "tiny", "base_model_path": str(tmp_path),
+            "data": "d", "labels": labels, "kind": "text"}
+    model_card(tmp_path, info, FAKE_REPORTS[name])
+    card = (tmp_path / "README.md").read_text()
+    assert f"pipeline_tag: {get(name).pipeline_tag}\n" in card and get(name).auto in card
+    assert f"library_name: {get_method(method).library_name}\n" in card
+    if labels and method == "lora":  # the peft base is built with the label map
+        assert "id2label={0: 'O', 1: 'B-X', 2: 'I-X'}" in card

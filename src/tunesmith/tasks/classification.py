@@ -15,7 +15,7 @@ from ..data.augment import augmented_train_rows
 from ..data.labelled import LabelledData, load_labelled
 from ..data.stats import format_stats, length_stats, token_lengths
 from ..evaluate.metrics import classification_metrics, format_confusion
-from ..evaluate.report import model_card, write_classification_report
+from ..evaluate.report import model_card, write_report
 from ..infer.predictor import Predictor
 from ..models import base_path, load_for_task, load_tokenizer, resolve
 from ..trainer import RunLogCallback, TunesmithTrainer, announce_precision, quiet_trainer, training_args
@@ -200,7 +200,7 @@ def finish_classification(ctx: RunContext, data: LabelledData, stats: dict, new_
         from dataclasses import asdict
 
         report["training"]["time_budget"] = {**asdict(plan), "actual_s": round(budget_elapsed(), 1)}
-    write_classification_report(run, report, cfg.train.metric)
+    write_report(run, report, cfg.train.metric)
     model_card(run, info, report)
     finish(ctx, {"test": evaluation.get("test", {}).get("accuracy")})
     for split, m in evaluation.items():

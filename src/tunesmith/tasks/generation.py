@@ -13,7 +13,7 @@ from ..adapt import apply_method, format_param_table, param_table
 from ..config import FinetuneConfig
 from ..data.readers import read_records, read_text
 from ..errors import TunesmithError
-from ..evaluate.generation_report import generation_model_card, write_generation_report
+from ..evaluate.report import model_card, write_report
 from ..infer.generation import generate
 from ..models import base_path, load_for_task, load_tokenizer, resolve
 from ..trainer import RunLogCallback, TunesmithTrainer, announce_precision, quiet_trainer, training_args
@@ -259,8 +259,8 @@ def finish_generation(ctx: RunContext, info: dict, datasets: dict, before: tuple
                     for b, a in zip(before[1], after[1])],
         "training": ctx.training(len(datasets["train"])),
     }
-    write_generation_report(run, report)
-    generation_model_card(run, ctx.info, report)
+    write_report(run, report, "loss")
+    model_card(run, ctx.info, report)
     main = report["evaluation"].get("test") or report["evaluation"].get("validation") or {}
     finish(ctx, {"perplexity": main.get("after", {}).get("perplexity")})
     for split, m in report["evaluation"].items():

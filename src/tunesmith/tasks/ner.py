@@ -17,7 +17,7 @@ from ..data.news_ner import NOTE, load_news_ner, read_split_dir
 from ..data.stats import format_stats, length_stats
 from ..errors import TunesmithError
 from ..evaluate.ner_metrics import entity_confusion, ner_metrics
-from ..evaluate.ner_report import ner_model_card, write_ner_report
+from ..evaluate.report import model_card, write_report
 from ..infer.ner_spans import predict_entities
 from ..models import base_path, load_for_task, load_tokenizer, resolve
 from ..trainer import RunLogCallback, TunesmithTrainer, announce_precision, quiet_trainer, training_args
@@ -241,8 +241,8 @@ def finish_ner(ctx: RunContext, splits: dict, labels: list[str], info: dict, sta
         "example": {"text": TEXTBOOK, "aggregation": cfg.ner.aggregation, "entities": example},
         "training": ctx.training(len(splits["train"])),
     }
-    write_ner_report(run, report, cfg.train.metric)
-    ner_model_card(run, ctx.info, report)
+    write_report(run, report, cfg.train.metric)
+    model_card(run, ctx.info, report)
     finish(ctx, {"test": evaluation.get("test", {}).get("f1")})
     for split, m in evaluation.items():
         say(f"{split}: entity F1 {m['f1']:.4f}  precision {m['precision']:.4f}  recall {m['recall']:.4f}  "
