@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import runs
 from ..adapt.registry import card_code, library_name
 from ..tasks.registry import get as get_task
+from ..tasks.skeleton import held_out
 from . import markdown
 from .plots import confusion_png, learning_curve_png
 
@@ -18,7 +19,7 @@ MARKDOWN = {"classification": markdown.classification_markdown,
 
 def confusion(report: dict) -> tuple | None:
     """(matrix, labels, title) of the main held-out split, for the tasks that have one."""
-    main = report["evaluation"].get("test") or report["evaluation"].get("validation")
+    main = held_out(report["evaluation"])
     if not main:
         return None
     if "confusion_matrix" in main:  # classification
@@ -91,7 +92,7 @@ CARDS = {"classification": classification_card, "token-classification": ner_card
 def model_card(run: Path, info: dict, report: dict) -> None:
     """README.md in the run: what it is, how well it did, how to load it without tunesmith."""
     task = get_task(info["task"])
-    test = report["evaluation"].get("test") or report["evaluation"].get("validation", {})
+    test = held_out(report["evaluation"], {})
     summary, extra_code, footer = CARDS[task.name](run, info, report, test)
     load = f"```python\n{card_code(info, run, task.auto)}\n{extra_code}```"
     text = f"""---

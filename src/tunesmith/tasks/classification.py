@@ -19,7 +19,7 @@ from ..evaluate.report import model_card, write_report
 from ..infer.predictor import Predictor
 from ..models import base_path, load_for_task, load_tokenizer, resolve
 from ..trainer import RunLogCallback, TunesmithTrainer, announce_precision, quiet_trainer, training_args
-from .skeleton import RunContext, checkpoint_bytes, finish, other_process, say, start, train  # noqa: F401
+from .skeleton import RunContext, finish, held_out as held_out_metrics, held_out_name, other_process, say, start, train
 
 
 def to_dataset(rows: list[dict], tokenizer, label2id: dict[str, int], max_length: int):
@@ -180,7 +180,7 @@ def finish_classification(ctx: RunContext, data: LabelledData, stats: dict, new_
     predictor = Predictor(merged, ctx.tokenizer, "classification", cfg.model.max_length)
     preds = {s: predicted_ids(predictor, data.splits[s]) for s in ("validation", "test") if data.splits.get(s)}
     evaluation = {s: split_metrics(p, data.splits[s], data.labels, s) for s, p in preds.items()}
-    held_out = "test" if "test" in preds else "validation"  # what the int8 check runs on
+    held_out = held_out_name(preds)  # what the int8 check runs on
     plan = ctx.result.metrics.get("time_budget_plan")
     if plan is not None and budget_left(plan) < int8_check_seconds(len(data.splits[held_out])):
         fast_paths = skip_fast_paths(run, f"not checked: the time budget leaves {budget_left(plan):.0f} s")
@@ -206,7 +206,7 @@ def finish_classification(ctx: RunContext, data: LabelledData, stats: dict, new_
     for split, m in evaluation.items():
         say(f"{split}: accuracy {m['accuracy']:.4f}  precision {m['precision']:.4f}  "
             f"recall {m['recall']:.4f}  F1 {m['f1']:.4f}  (n={m['n']})")
-    main = evaluation.get("test") or evaluation.get("validation")
+    main = held_out_metrics(evaluation)
     if main:
         say(f"confusion matrix ({main['split']}):\n" + format_confusion(main["confusion_matrix"], main["labels"]))
     say_fast_paths(fast_paths, held_out)

@@ -17,7 +17,7 @@ from ..evaluate.report import model_card, write_report
 from ..infer.generation import generate
 from ..models import base_path, load_for_task, load_tokenizer, resolve
 from ..trainer import RunLogCallback, TunesmithTrainer, announce_precision, quiet_trainer, training_args
-from .skeleton import RunContext, finish, other_process, say, start, train
+from .skeleton import RunContext, finish, held_out, other_process, say, start, train
 
 IGNORE = -100
 
@@ -261,7 +261,7 @@ def finish_generation(ctx: RunContext, info: dict, datasets: dict, before: tuple
     }
     write_report(run, report, "loss")
     model_card(run, ctx.info, report)
-    main = report["evaluation"].get("test") or report["evaluation"].get("validation") or {}
+    main = held_out(report["evaluation"], {})
     finish(ctx, {"perplexity": main.get("after", {}).get("perplexity")})
     for split, m in report["evaluation"].items():
         say(f"{split}: perplexity {m['before']['perplexity']:.2f} -> {m['after']['perplexity']:.2f} "

@@ -52,6 +52,19 @@ class RunContext:
                 "samples_per_second": round(sps, 2), "examples": examples}
 
 
+HELD_OUT = ("test", "validation")  # the split a run is judged on: test where there is one
+
+
+def held_out(splits: dict, default=None):
+    """The split (or its metrics) that counts: test, else validation (the one rule, for reports,
+    run.json, model cards, compare and the fast-path check)."""
+    return next((splits[s] for s in HELD_OUT if splits.get(s)), default)
+
+
+def held_out_name(splits: dict) -> str | None:
+    return next((s for s in HELD_OUT if splits.get(s)), None)
+
+
 def checkpoint_bytes(model, params: dict, save_total_limit: int) -> int:
     """Rough disk need: kept checkpoints (+1 being written, +1 best) of weights and AdamW state,
     plus the final model; adapters (peft) save only their trainable weights."""
