@@ -50,8 +50,22 @@ def make_tiny_bert(directory: Path, seed: int = 0, extra_words: list[str] = ()) 
     return directory
 
 
+# Hypothesis keeps no example database and writes its caches (unicode tables) into a temporary
+# directory, not .hypothesis/ in the working directory.
+try:
+    import tempfile
+
+    from hypothesis import settings as _hypothesis_settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(tempfile.mkdtemp(prefix="tunesmith-hypothesis-"))
+    _hypothesis_settings.register_profile("tunesmith", database=None)
+    _hypothesis_settings.load_profile("tunesmith")
+except ImportError:  # the dev extra is not installed: the fuzz modules skip themselves
+    pass
+
 # What pytest itself writes into the working directory; tests write nothing there (tmp_path).
-PYTEST_OWN = {".pytest_cache", "__pycache__", ".hypothesis"}
+PYTEST_OWN = {".pytest_cache", "__pycache__"}
 
 
 @pytest.fixture(autouse=True)
