@@ -50,6 +50,35 @@ def make_tiny_bert(directory: Path, seed: int = 0, extra_words: list[str] = ()) 
     return directory
 
 
+# Hypothesis keeps no example database and writes its caches (unicode tables) into a temporary
+# directory, not .hypothesis/ in the working directory.
+try:
+    import tempfile
+
+    from hypothesis import settings as _hypothesis_settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(tempfile.mkdtemp(prefix="tunesmith-hypothesis-"))
+    _hypothesis_settings.register_profile("tunesmith", database=None)
+    _hypothesis_settings.load_profile("tunesmith")
+except ImportError:  # the dev extra is not installed: the fuzz modules skip themselves
+    pass
+
+# What pytest itself writes into the working directory; tests write nothing there (tmp_path).
+PYTEST_OWN = {".pytest_cache", "__pycache__"}
+
+
+@pytest.fixture(autouse=True)
+def _nothing_written_to_the_working_directory():
+    """Fail the test that leaves a new file or folder in the directory pytest was started from
+    (e.g. a fine-tuning run without --output writes runs/ there)."""
+    cwd = Path.cwd()
+    before = set(os.listdir(cwd))
+    yield
+    new = set(os.listdir(cwd)) - before - PYTEST_OWN
+    assert not new, f"the test wrote {sorted(new)} into the working directory {cwd}; use tmp_path"
+
+
 @pytest.fixture(scope="session")
 def _tiny_bert_master(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert-master") / "model")

@@ -165,7 +165,8 @@ def test_resume_continues_from_checkpoint(trained, tmp_path):
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
 
 
-def test_bad_inputs_give_clear_errors(trained, tmp_path, capsys):
+def test_bad_inputs_give_clear_errors(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the cases without --output would write runs/ into the working directory
     incomplete = tmp_path / "incomplete"
     incomplete.mkdir()
     (incomplete / "run.json").write_text(json.dumps({"status": "running", "task": "classification"}))
@@ -214,3 +215,45 @@ def test_layer_wise_lr_decay_groups(trained):
     nodecay = [g for g in opt.param_groups if g["weight_decay"] == 0.0]
     names = {id(p): n for n, p in model.named_parameters()}
     assert all(("bias" in names[id(p)] or "LayerNorm" in names[id(p)]) for g in nodecay for p in g["params"])
+
+
+def test_peft_run_with_a_relative_model_path_loads_from_elsewhere(trained, tmp_path, monkeypatch):
+    """A LoRA classification run stores its base model's absolute path (NER and generation did)."""
+    import shutil
+
+    shutil.copytree(trained["model"], tmp_path / "tiny")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "rel-lora"
+    assert main(["finetune", "--model", "tiny", "--data", str(trained["data"]), "--method", "lora",
+                 "--output", str(out), "--train.max_steps=2", "--batch-size", "16"]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert Path(info["base_model_path"]).is_absolute()
+    monkeypatch.chdir(trained["data"].parent)  # another directory: the base still resolves
+    assert Predictor.load(str(out)).labels == ["negative", "positive"]
+
+
+def test_evaluate_rebuilds_the_runs_own_split(tmp_path):
+    """`evaluate RUN --data <built-in>` splits with the run's val_size, test_size and max_eval,
+    not its seed alone."""
+    from tunesmith.commands.evaluate import held_out_config
+
+    (tmp_path / "config.yaml").write_text("data:\n  seed: 7\n  val_size: 0.2\n  test_size: 0.3\n"
+                                          "  max_eval: 50\n  dataset: movie-reviews\n")
+    cfg = held_out_config(tmp_path, "movie-reviews")
+    assert (cfg.dataset, cfg.seed, cfg.val_size, cfg.test_size, cfg.max_eval) == ("movie-reviews", 7, 0.2, 0.3, 50)
+
+
+def test_an_adapter_run_as_a_model_names_a_real_way_out(trained):
+    from tunesmith.errors import TunesmithError
+    from tunesmith.models import resolve
+
+    run = trained["runs"]["full"].parent / "run-lora"
+    merged = run / "merged"
+    hidden = run / "merged-hidden"
+    merged.rename(hidden)
+    try:
+        with pytest.raises(TunesmithError, match="--output.merge=true") as e:
+            resolve(str(run))
+        assert "tunesmith export" not in str(e.value)
+    finally:
+        hidden.rename(merged)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 EXAMPLES = int(os.environ.get("TUNESMITH_FUZZ_EXAMPLES", "100"))
+pytestmark = pytest.mark.timeout(900)  # a request that hangs fails by pytest-timeout, not a wall-time assertion
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 TOKEN = "s3cret"
@@ -46,9 +46,8 @@ def client(tmp_path_factory):
         yield c
 
 
-def check(response, elapsed: float) -> None:
+def check(response) -> None:
     assert response.status_code < 500, f"{response.status_code}: {response.text[:500]}"
-    assert elapsed < 20, "request took more than 20 s"
     if response.status_code >= 400:
         # {"error": ...} from tunesmith's handlers; Starlette's own 400 (unparseable body) and 405
         # still answer {"detail": ...} (serve/app.py handles fastapi's HTTPException, not Starlette's)
@@ -60,9 +59,7 @@ def send(client, path: str, content: bytes, content_type: str | None, auth: bool
     headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}
     if content_type:
         headers["Content-Type"] = content_type
-    t0 = time.monotonic()
-    r = client.post(path, content=content, headers=headers)
-    return r, time.monotonic() - t0
+    return client.post(path, content=content, headers=headers)
 
 
 @FUZZ
@@ -70,15 +67,15 @@ def send(client, path: str, content: bytes, content_type: str | None, auth: bool
        ctype=st.sampled_from(["application/json", "text/plain", None, "application/json; charset=latin-1"]),
        auth=st.booleans())
 def test_any_bytes(client, path, body, ctype, auth):
-    check(*send(client, path, body, ctype, auth))
+    check(send(client, path, body, ctype, auth))
 
 
 @FUZZ
 @given(path=st.sampled_from(ENDPOINTS), body=json_value | near_valid, auth=st.booleans())
 def test_any_json(client, path, body, auth):
     raw = json.dumps(body, allow_nan=True).encode("utf-8", "surrogatepass")
-    r, elapsed = send(client, path, raw, "application/json", auth)
-    check(r, elapsed)
+    r = send(client, path, raw, "application/json", auth)
+    check(r)
     if path == "/v1/adapters" and r.status_code == 201:  # a fuzzed load succeeded: undo it
         client.delete(f"/v1/adapters/{body['name']}", headers={"Authorization": f"Bearer {TOKEN}"})
 
@@ -88,10 +85,9 @@ def test_any_json(client, path, body, auth):
 def test_delete_any_name(client, name, auth):
     from urllib.parse import quote
 
-    t0 = time.monotonic()
     r = client.delete(f"/v1/adapters/{quote(name.encode('utf-8', 'surrogatepass'), safe='')}",
                       headers={"Authorization": f"Bearer {TOKEN}"} if auth else {})
-    check(r, time.monotonic() - t0)
+    check(r)
 
 
 def test_named_hostile_bodies(client):
@@ -102,7 +98,7 @@ def test_named_hostile_bodies(client):
              b'{"adapter": "two", "inputs": ["x\\u0000y", "\\ud800"]}', b"[" * 100_000]
     for body in cases:
         for path in ENDPOINTS:
-            check(*send(client, path, body, "application/json", True))
+            check(send(client, path, body, "application/json", True))
 
 
 def test_valid_request_still_works(client):
@@ -114,8 +110,8 @@ def test_surrogate_adapter_name_is_a_4xx_and_metrics_stay_readable(client):
     """Found by test_any_json: a lone surrogate in the adapter name made the 404 reply (which
     echoes the name) fail to encode, a 500; and the name became a metrics label."""
     raw = json.dumps({"adapter": "\ud800x", "inputs": []}).encode()
-    r, elapsed = send(client, "/v1/predict", raw, "application/json", False)
-    check(r, elapsed)
+    r = send(client, "/v1/predict", raw, "application/json", False)
+    check(r)
     assert r.status_code in (404, 422)
     m = client.get("/metrics")
     assert m.status_code == 200 and "ud800" not in m.text and "\ud800" not in m.text

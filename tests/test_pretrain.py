@@ -134,7 +134,7 @@ def test_mlm_run_chains_into_finetune_and_fill_mask(tmp_path, tiny_bert, sentime
     from transformers import AutoModelForMaskedLM
 
     from tunesmith.cli import main
-    from tunesmith.commands.finetune import finetune
+    from tunesmith.finetune import finetune
     from tunesmith.pretrain.pipeline import pretrain
 
     run, report = pretrain(make_cfg(tmp_path, str(tiny_bert), objective={"eval_examples": 16, "whole_word": True}))

@@ -55,9 +55,7 @@ def enable_distillation(trainer, temperature: float, alpha: float):
 
     The column must survive Trainer's removal of columns the model's forward does not take, and
     the model is called without labels so that it computes no loss of its own."""
-    trainer._set_signature_columns_if_needed()
-    if COLUMN not in trainer._signature_columns:
-        trainer._signature_columns = [*trainer._signature_columns, COLUMN]
+    trainer.extra_columns = (*trainer.extra_columns, COLUMN)  # TunesmithTrainer keeps it for compute_loss
 
     def compute_loss(model, inputs, return_outputs=False, **kwargs):
         inputs = dict(inputs)

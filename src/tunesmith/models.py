@@ -57,8 +57,15 @@ def _run_model_dir(run: Path) -> Path:
     for sub in ("merged", "model"):
         if (run / sub / "config.json").is_file():
             return run / sub
-    raise TunesmithError(f"{run}: holds a LoRA adapter, not a whole model; write one with "
-                         f"`tunesmith export {run} --merge` or fine-tune with --output.merge=true")
+    method = info.get("method", "peft")
+    raise TunesmithError(f"{run}: holds a {method} adapter, not a whole model; fine-tune it again with "
+                         "--output.merge=true (writes a merged model), or load the adapter with peft "
+                         f"as {run / 'README.md'} shows")
+
+
+def base_path(ref: ModelRef) -> str:
+    """Absolute path of a local base model, so a peft run still loads from another directory."""
+    return str(Path(ref.path).resolve()) if ref.source in ("local", "run") else ref.path
 
 
 def hub_hint(ref: ModelRef, err: Exception) -> TunesmithError:
@@ -118,11 +125,9 @@ def load_for_task(ref: ModelRef, task: str, labels: list[str] | None = None):
     """Load the backbone with the head for `task`; returns (model, newly initialised weight names)."""
     import transformers
 
-    auto = {"classification": transformers.AutoModelForSequenceClassification,
-            "token-classification": transformers.AutoModelForTokenClassification,
-            "generation": transformers.AutoModelForCausalLM,
-            "fill-mask": transformers.AutoModelForMaskedLM,
-            "base": transformers.AutoModel}[task]
+    from .tasks.registry import get
+
+    auto = transformers.AutoModel if task == "base" else get(task).auto_class()  # the task's record
     kwargs = {}
     if labels is not None:
         kwargs = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),

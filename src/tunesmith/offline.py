@@ -19,18 +19,24 @@ def set_offline() -> None:
 
 
 def quiet_libraries() -> None:
-    """Keep library chatter (load reports, weight-loading bars) out of the CLI output."""
+    """Keep library chatter (load reports, weight-loading bars) out of the CLI output.
+
+    Without importing transformers (seconds, and `--help` or `tunesmith models` never needs it):
+    the environment switches are read when it is first imported; a library already imported is
+    told directly."""
+    import sys
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    from transformers.utils import logging as hf_logging
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars follow the hub's
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
-    except ImportError:
-        pass

@@ -109,19 +109,22 @@ def prepare(run: Path, resume: bool, overwrite: bool) -> None:
         raise TunesmithError(f"{run}: cannot write the run directory ({e.strerror})") from None
 
 
-def start(run: Path, info: dict) -> None:
-    if not is_main_process():
-        return
-    write_json(run / "run.json", {**info, "status": "running", "tunesmith_version": __version__,
-                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+def start(run: Path, info: dict) -> dict:
+    """Write run.json (status running); returns what it holds, for finish() to complete."""
+    info = {**info, "status": "running", "tunesmith_version": __version__,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_json(run / "run.json", info)  # a no-op on non-main processes
+    return info
 
 
-def finish(run: Path, extra: dict | None = None) -> None:
+def finish(run: Path, extra: dict | None = None, info: dict | None = None) -> dict:
+    """Mark the run complete; `info` is run.json as start() returned it (read from disk without)."""
     if not is_main_process():
-        return
-    info = read_json(run / "run.json")
+        return info or {}
+    info = dict(info) if info is not None else read_json(run / "run.json")
     info.update(extra or {}, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json(run / "run.json", info)
+    return info
 
 
 def load_run(run: str | Path, task: str | None = None) -> dict:

@@ -58,6 +58,14 @@ class TunesmithTrainer(Trainer):
     grouping that skips weight decay for biases and LayerNorm weights."""
 
     layer_lr_decay: float = 1.0
+    # Dataset columns the model's forward does not take but a compute_loss reads (distillation's
+    # teacher logits): kept where Trainer would drop them. Set it; distill no longer reaches into
+    # Trainer's column bookkeeping itself.
+    extra_columns: tuple[str, ...] = ()
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        self._signature_columns += [c for c in self.extra_columns if c not in self._signature_columns]
 
     def create_optimizer(self, model=None):
         if self.layer_lr_decay >= 1.0 or self.optimizer is not None:

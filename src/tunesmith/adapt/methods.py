@@ -7,7 +7,9 @@ from __future__ import annotations
 from ..config import IA3_EXTRA_TARGETS, LORA_DEFAULT_TARGETS, MethodConfig
 from ..errors import TunesmithError
 
-PEFT_TASK = {"classification": "SEQ_CLS", "token-classification": "TOKEN_CLS", "generation": "CAUSAL_LM"}
+from ..tasks.registry import REGISTRY as TASKS
+
+PEFT_TASK = {name: t.peft_task for name, t in TASKS.items() if t.peft_task}  # from the task records
 
 
 def head_module_names(model) -> list[str]:
@@ -202,9 +204,7 @@ def _module_tree(model_or_config, task: str):
             return None
     import transformers
 
-    auto = {"classification": transformers.AutoModelForSequenceClassification,
-            "token-classification": transformers.AutoModelForTokenClassification,
-            "generation": transformers.AutoModelForCausalLM}.get(task, transformers.AutoModel)
+    auto = TASKS[task].auto_class() if task in TASKS else transformers.AutoModel
     try:
         with torch.device("meta"):  # (no storage: a 7B model costs nothing here)
             return auto.from_config(config)

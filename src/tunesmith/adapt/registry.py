@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import TunesmithError
-from . import bottleneck, methods as m
+from . import methods as m
 from .prefix import PLAIN_SHIM, expose_past_key_values
+
+def _bottleneck():
+    """adapt/bottleneck.py, imported when used: it builds torch modules, and the CLI's --help and
+    `tunesmith methods` read these records without torch."""
+    from . import bottleneck
+
+    return bottleneck
+
 
 # artifact kinds: how a run's model/ is written and read back
 WHOLE, PEFT, ADAPTER_LAYERS = "whole", "peft", "adapter-layers"
@@ -97,19 +105,19 @@ def save_model(directory: Path, model, name: str) -> None:
     """Write a run's model/ for this method (tokenizer excluded)."""
     if get(name).artifact == ADAPTER_LAYERS:
         spec = getattr(model, "tunesmith_adapter_layers")
-        bottleneck.save(model, directory, spec["type"], spec["size"], model.name_or_path)
+        _bottleneck().save(model, directory, spec["type"], spec["size"], model.name_or_path)
     else:
         model.save_pretrained(directory)
 
 
 def artifact_kind(model_dir: Path) -> str:
     """What a model/ folder holds, from its files (works for runs of any tunesmith version)."""
-    if bottleneck.is_adapter_dir(model_dir):
+    if _bottleneck().is_adapter_dir(model_dir):
         return ADAPTER_LAYERS
     return PEFT if (Path(model_dir) / "adapter_config.json").is_file() else WHOLE
 
 
-WEIGHTS = {WHOLE: "model.safetensors", PEFT: "adapter_model.safetensors", ADAPTER_LAYERS: bottleneck.WEIGHTS_FILE}
+WEIGHTS = {WHOLE: "model.safetensors", PEFT: "adapter_model.safetensors", ADAPTER_LAYERS: "adapters.safetensors"}  # bottleneck.WEIGHTS_FILE
 
 
 def label_kwargs(labels: list[str] | None) -> dict:
@@ -133,7 +141,7 @@ def load_run_model(run: Path, info: dict, auto, merge: bool = True):
         raise TunesmithError(f"{run}: base model {base} of this {info.get('method')} run is missing; "
                              f"reinstall it or (LoRA) load a merged model (--output.merge=true)")
     if kind == ADAPTER_LAYERS:
-        return bottleneck.load(auto, base, model_dir, **label_kwargs(info.get("labels")))
+        return _bottleneck().load(auto, base, model_dir, **label_kwargs(info.get("labels")))
     from peft import PeftModel
 
     model = auto.from_pretrained(base, **label_kwargs(info.get("labels")))
@@ -184,7 +192,7 @@ def card_code(info: dict, run: Path, auto: str) -> str:
         return (f"from transformers import {auto}, AutoTokenizer\n\n"
                 f'model = {auto}.from_pretrained("{model_dir}").eval()\n{tok}')
     if method.artifact == ADAPTER_LAYERS:
-        return (bottleneck.plain_code(auto, info["base_model_path"], str(model_dir))
+        return (_bottleneck().plain_code(auto, info["base_model_path"], str(model_dir))
                 + f"\nfrom transformers import AutoTokenizer\n{tok}")
     shim = f"\n{PLAIN_SHIM}" if method.shim else ""
     merge = ".merge_and_unload()" if method.mergeable else ""

@@ -12,7 +12,6 @@ import platform
 import time
 from pathlib import Path
 
-import torch
 
 DEFAULT_PATHS = "bf16,bf16-compile,int8-row,int8-row-compile,compile,int8,onnx,onnx-int8"
 # on a GPU: the int8 paths are CPU kernels and ONNX Runtime here is the CPU build
@@ -54,7 +53,7 @@ def bench_rows(data: str | None, limit: int | None) -> list[dict]:
 
 def quick_model() -> Path:
     """A fine-tuned minilm on 2,000 movie-review sentences, 1 epoch (about a minute on 2 cores)."""
-    from ..commands.finetune import finetune
+    from ..finetune import finetune
     from ..config import FinetuneConfig
 
     if (QUICK_RUN / "run.json").is_file() and '"complete"' in (QUICK_RUN / "run.json").read_text():
@@ -69,6 +68,7 @@ def quick_model() -> Path:
 
 # ---- the contenders: each is texts -> predicted label ids -----------------------------------------
 def textbook(model, tok):
+    import torch
     device = next(model.parameters()).device
 
     def predict(texts):
@@ -109,6 +109,7 @@ def ours(model, tok, max_length: int, path: str, max_tokens: int, threads: int |
 # ---- FLOPs ---------------------------------------------------------------------------------------
 def useful_flops(model, lengths: list[int]) -> float:
     """Multiply-adds x 2 of the real (unpadded) tokens: every Linear, plus attention scores and mixing."""
+    import torch
     lin = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     cfg = model.config
     per_seq = lambda n: 2 * lin * n + cfg.num_hidden_layers * 4 * n * n * cfg.hidden_size
@@ -134,6 +135,7 @@ def fp32_ceiling(threads: int) -> tuple[float, str]:
 def gemm_peak(dtype: torch.dtype, device: torch.device | None = None) -> float:
     """Measured GFLOP/s of the best of a few large matmuls in `dtype` (the attainable peak), on
     the threads configured for the run (or on the GPU: bigger shapes, synchronised timing)."""
+    import torch
     device = device or torch.device("cpu")
     gpu = device.type == "cuda"
     shapes = ((4096, 4096, 4096), (8192, 8192, 8192)) if gpu else \
@@ -155,6 +157,7 @@ def gemm_peak(dtype: torch.dtype, device: torch.device | None = None) -> float:
 
 
 def machine(device: torch.device | None = None) -> str:
+    import torch
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     name = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")),
                 platform.processor())
@@ -170,6 +173,7 @@ def timed(fn, texts) -> tuple[float, list[int]]:
 
 
 def run(args) -> int:
+    import torch
     from ..infer.predictor import load_run_model
     from ..infer.threads import configure_threads
     from ..models import ModelRef, load_tokenizer

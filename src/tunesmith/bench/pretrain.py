@@ -17,7 +17,6 @@ import copy
 import random
 import time
 
-import torch
 
 
 def add_arguments(p) -> None:
@@ -41,6 +40,7 @@ def corpus_slice(source: str, n: int, seed: int) -> list[str]:
 
 def batches(sents, tok, args):
     """Three lists of collated batches over the same sentences: baseline, ours, packed."""
+    import torch
     from transformers import DataCollatorForLanguageModeling
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
@@ -68,6 +68,7 @@ def batches(sents, tok, args):
 
 def collate_seconds(sents, tok, args, reps: int = 3) -> tuple[float, float]:
     """Seconds to collate every batch (dynamic padding + masking): transformers' collator vs ours."""
+    import torch
     from transformers import DataCollatorForLanguageModeling
 
     from ..pretrain.collators import MaskingSpec, MLMCollator
@@ -98,6 +99,7 @@ def train_step(model, opt, batch, sparse: bool) -> None:
 
 
 def run(args) -> int:
+    import torch
     from ..mlm_cache import load_masked_lm
 
     model, tok, _ = load_masked_lm(args.model)

@@ -17,8 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from .infer import gemm_peak, machine
 
@@ -75,11 +73,13 @@ class Clock:
         self.cb, self.marks = _CB(), []
 
     def seconds_per_step(self) -> float:
+        import numpy as np
         d = np.diff(self.marks)
         return float(d.mean()) if len(d) else float("nan")
 
 
 def trainer_args(out: str, batch: int, steps: int, lr: float, **kw):
+    import torch
     from transformers import TrainingArguments
 
     given = dict(output_dir=out, per_device_train_batch_size=batch, max_steps=steps, learning_rate=lr,
@@ -126,6 +126,7 @@ def ours_trainer(model, tok, train_ds, val_ds, labels, steps: int, lr: float, ba
 # ---- arms ----------------------------------------------------------------------------------------------
 def make_arm(name: str, base, tok, data, args, tmp: str):
     """A callable(n_samples) -> (seconds per step, batch) for one arm."""
+    import torch
     from ..adapt import apply_method
     from ..config import MethodConfig
 
@@ -182,6 +183,8 @@ def train_flops(model, mean_tokens: float, lora: bool) -> float:
 
 
 def run(args) -> int:
+    import numpy as np
+    import torch
     from ..models import load_for_task, load_tokenizer, resolve
 
     data = load_data(args)
@@ -230,6 +233,7 @@ NAMES = {"a": "(a) run_glue defaults (Trainer, batch 8, pad to 128)",
 
 
 def report(best: dict, batches: dict, model, mean_tokens: float, peaks: dict, args) -> str:
+    import torch
     sps = {a: batches[a] / s for a, s in best.items()}
     lines = [f"date {time.strftime('%Y-%m-%d %H:%M')}; machine: {machine()}; {torch.get_num_threads()} threads; "
              f"{args.samples} examples per round ((a): {args.a_samples}), mean {mean_tokens:.1f} real tokens; "
@@ -259,6 +263,8 @@ def precision_note() -> str:
 def to_accuracy(base, tok, data, args, tmp: str) -> str:
     """(b) and (c) for one epoch on the whole training split, same lr, seed and cadence: the wall
     time (training + evaluations) to first reach validation accuracy args.to_accuracy."""
+    import numpy as np
+    import torch
     from transformers import TrainerCallback
 
     train = encode(tok, data.splits["train"][: args.accuracy_train], data.label2id, args.max_length)

@@ -40,8 +40,9 @@ def out_dir(args) -> Path:
 
 def run(args) -> int:
     info = runs.load_run(args.run)
-    handlers = {"classification": evaluate_classification, "token-classification": evaluate_ner,
-                "generation": evaluate_generation}
+    from ..tasks.registry import REGISTRY
+
+    handlers = {name: t.evaluate_fn() for name, t in REGISTRY.items() if t.evaluate}
     if info.get("task") not in handlers:
         raise TunesmithError(f"{args.run}: cannot evaluate a '{info.get('task')}' run; "
                              f"tasks: {', '.join(handlers)}")
@@ -49,19 +50,27 @@ def run(args) -> int:
 
 
 def classification_rows(args, info: dict) -> list[dict]:
-    from ..config import DataConfig
     from ..data.builtin import LABELLED
     from ..data.labelled import check_known_labels, load_labelled, read_labelled_file
 
     if args.data in LABELLED:
-        import yaml
-
-        seed = yaml.safe_load((Path(args.run) / "config.yaml").read_text())["data"]["seed"]
-        return load_labelled(DataConfig(dataset=args.data, seed=seed)).splits["test"]  # the run's own split
+        return load_labelled(held_out_config(args.run, args.data)).splits["test"]  # the run's own split
     rows, _ = read_labelled_file(args.data, args.text_column, args.label_column,
                                  empty_hint="give them text or remove those rows: evaluate scores every row")
     check_known_labels({Path(args.data).name: rows}, info["labels"])
     return rows
+
+
+def held_out_config(run, dataset: str):
+    """The DataConfig that rebuilds the run's own split of `dataset`: the run's seed, val_size,
+    test_size, max_eval and drop_empty (the seed alone gives another test split when they differ)."""
+    import yaml
+
+    from ..config import DataConfig
+
+    data = (yaml.safe_load((Path(run) / "config.yaml").read_text()) or {}).get("data") or {}
+    keep = ("seed", "val_size", "test_size", "max_eval", "drop_empty", "text_column", "label_column")
+    return DataConfig(dataset=dataset, **{k: data[k] for k in keep if k in data})
 
 
 def evaluate_classification(args, info: dict) -> int:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..config import FinetuneConfig
-from ..errors import TunesmithError
+from ..finetune import finetune  # noqa: F401  (the core's entry point; tests import it from here too)
 from .options import add_config_flags, load_config
 
 ALIASES = {"model": "model.name", "data": "data.dataset", "method": "method.name", "epochs": "train.epochs",
@@ -12,9 +12,6 @@ ALIASES = {"model": "model.name", "data": "data.dataset", "method": "method.name
            "max-length": "model.max_length", "train-file": "data.train", "validation-file": "data.validation",
            "test-file": "data.test", "augment": "augment.ops", "time-budget": "train.time_budget",
            "precision": "train.precision"}
-
-TASKS: dict = {}  # task name -> function(cfg, run) -> report; filled in by task modules
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -48,35 +45,3 @@ def _method_given(args) -> bool:
         loaded = yaml.safe_load(open(args.config, encoding="utf-8")) or {}
         return "name" in (loaded.get("method") or {})
     return False
-
-
-def finetune(cfg: FinetuneConfig):
-    """Run the pipeline for cfg.model.task; returns (run_dir, report)."""
-    from ..budget import start_clock
-
-    start_clock()  # --time-budget counts from here
-    from ..tasks.classification import finetune_classification, prepare_run
-    from ..tasks.generation import finetune_generation
-    from ..tasks.ner import finetune_ner
-
-    TASKS.setdefault("token-classification", finetune_ner)
-    TASKS.setdefault("generation", finetune_generation)
-
-    tasks = {"classification": finetune_classification, **TASKS}
-    if cfg.model.task not in tasks:
-        raise TunesmithError(f"unknown task '{cfg.model.task}'; tasks: {', '.join(tasks)}")
-    from .. import runs
-    from ..adapt.registry import get, prepare_config
-
-    if get(cfg.method.name).prepare is not None:  # e.g. prefix tuning caps max_length
-        from ..models import load_config, resolve
-
-        prepare_config(cfg, load_config(resolve(cfg.model.name)))
-    run = prepare_run(cfg)
-    main = runs.is_main_process()  # under accelerate launch / torchrun only the main process talks
-    if main:
-        print(f"run directory: {run}", flush=True)
-    report = tasks[cfg.model.task](cfg, run)
-    if main:
-        print(f"report: {run / 'report.md'}", flush=True)
-    return run, report

@@ -7,33 +7,18 @@ default is decided there (the comment above default_path cites the numbers).
 """
 from __future__ import annotations
 
-import copy
-import hashlib
-import os
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
 
 from ..errors import TunesmithError
+from .engine import Engine, cache_dir, clone_model, weights_digest  # noqa: F401  (callers import them from here)
 from ..precision import DTYPES, auto_precision, check_precision, native_bf16
 
 # Memory note (docs/inference.md): oneDNN caches up to 1,024 matmul primitives, one per shape, and
 # length-sorted batches bring many shapes, so a long bf16 `predict` plateaus at ~2.1-2.3 GB resident
 # (20,000 / 100,000 lines). ONEDNN_PRIMITIVE_CACHE_CAPACITY=16 caps it at ~1.25 GB but costs ~14%
 # of bf16 speed (453 vs 525 samples/s; 256 thrashes: 431-454/s, 1.44 GB), so it is left to users.
-
-
-@dataclass
-class Engine:
-    """How to run one batch: `forward(batch) -> logits (float32)` plus the module behind it."""
-
-    name: str
-    module: torch.nn.Module | None  # None for engines outside torch (ONNX Runtime)
-    forward: Callable[[dict], torch.Tensor]
-    info: dict = field(default_factory=dict)
 
 
 def _torch_forward(module) -> Callable[[dict], torch.Tensor]:
@@ -266,28 +251,3 @@ def build_engine(name: str, model, device: torch.device, n_texts: int | None = N
     if name not in PATHS:
         raise TunesmithError(f"unknown fast path '{name}'; choose one of auto, {', '.join(PATHS)}")
     return PATHS[name](model, device)
-
-
-def weights_digest(model) -> str:
-    """A short hash of the weights, for caching exported artifacts."""
-    h = hashlib.sha1()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-        h.update(str(tuple(t.shape)).encode())
-    return h.hexdigest()[:16]
-
-
-def clone_model(model):
-    """A deep copy, so one loaded model can be turned into several engines (the benchmark)."""
-    return copy.deepcopy(model)
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("TUNESMITH_CACHE") or str(Path.home() / ".cache" / "tunesmith")
-    path = Path(root) / "onnx"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        path = Path(tempfile.mkdtemp(prefix="tunesmith-onnx-"))
-    return path

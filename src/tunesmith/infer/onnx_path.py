@@ -83,7 +83,7 @@ def session(path: Path, device: torch.device, threads: int | None = None):
 
 
 def onnx_engine(model, device: torch.device, quantize_int8: bool = False):
-    from .fast import Engine, cache_dir, weights_digest
+    from .engine import Engine, cache_dir, weights_digest
 
     _require()
     names = ["input_ids", "attention_mask"]

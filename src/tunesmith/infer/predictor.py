@@ -21,27 +21,23 @@ from .fast import build_engine
 from .verify import verified_paths
 from .threads import configure_threads
 
-TASK_ALIASES = {"ner": "token-classification", "mlm": "fill-mask", "clm": "generation",
-                "text-classification": "classification", "text-generation": "generation"}
-TASKS = ("classification", "token-classification", "fill-mask", "generation")
-ARCH_TASKS = {"ForSequenceClassification": "classification", "ForTokenClassification": "token-classification",
-              "ForMaskedLM": "fill-mask", "ForCausalLM": "generation"}
+from ..tasks.registry import REGISTRY as TASK_RECORDS, canonical
+
+# Derived from the task records (tasks/registry.py), for code that only needs names.
+TASKS = tuple(TASK_RECORDS)
+TASK_ALIASES = {alias: t.name for t in TASK_RECORDS.values() for alias in t.aliases}
+ARCH_TASKS = {suffix: t.name for t in TASK_RECORDS.values() for suffix in t.arch_suffixes}  # GPT2LMHeadModel: generation
 
 
 def canonical_task(task: str) -> str:
-    task = TASK_ALIASES.get(task, task)
-    if task not in TASKS:
-        raise TunesmithError(f"task '{task}' has no predictor; tasks: {', '.join(TASKS)}")
-    return task
+    try:
+        return canonical(task)
+    except TunesmithError:
+        raise TunesmithError(f"task '{task}' has no predictor; tasks: {', '.join(TASKS)}") from None
 
 
 def _auto_class(task: str):
-    import transformers
-
-    return {"classification": transformers.AutoModelForSequenceClassification,
-            "token-classification": transformers.AutoModelForTokenClassification,
-            "fill-mask": transformers.AutoModelForMaskedLM,
-            "generation": transformers.AutoModelForCausalLM}[canonical_task(task)]
+    return TASK_RECORDS[canonical_task(task)].auto_class()
 
 
 def load_run_model(run: Path, info: dict, merge: bool = True):
@@ -98,7 +94,7 @@ class Predictor:
         self.engine = build_engine(fast, model.to(self.device).eval(), self.device, n_texts, verified)
         self.model = self.engine.module if self.engine.module is not None else model
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)] \
-            if self.task in ("classification", "token-classification") else None
+            if TASK_RECORDS[self.task].labelled else None
 
     @classmethod
     def load(cls, spec: str | Path, task: str | None = None, **kwargs) -> "Predictor":
@@ -234,17 +230,15 @@ class Predictor:
 
     def predict(self, texts: str | list[str], **kwargs):
         """Whatever the task is: classify / entities / fill_mask / generate."""
-        fn = {"classification": self.classify, "token-classification": self.entities,
-              "fill-mask": self.fill_mask, "generation": self.generate}[self.task]
-        return fn(texts, **kwargs)
+        return getattr(self, TASK_RECORDS[self.task].predict)(texts, **kwargs)  # the task's record
 
     def records(self, texts: list[str], **kwargs) -> list[dict]:
         """One JSON-able dict per text (what `tunesmith predict` writes)."""
-        key = {"token-classification": "entities", "fill-mask": "predictions", "generation": "generated"}
+        key = TASK_RECORDS[self.task].record_key
         out = self.predict(list(texts), **kwargs) if texts else []
-        if self.task == "classification":
+        if key is None:
             return out
-        return [r if isinstance(r, dict) else {key[self.task]: r} for r in out]
+        return [r if isinstance(r, dict) else {key: r} for r in out]
 
 
 def prepare_tokenizer(tokenizer, task: str):

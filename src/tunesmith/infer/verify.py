@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import runs
-from ..errors import TunesmithError
 
 RECORD = "inference.json"
 CHECKED = ("int8-row-compile",)
@@ -36,27 +35,6 @@ def judge(pred: list[int], ref: list[int], gold: list[int]) -> dict:
            else "")
     return {"texts": n, "labels_changed_pct": round(changed, 3), "accuracy": round(acc, 2),
             "fp32_accuracy": round(acc0, 2), "default_ok": not why, "why": why or "within the rule"}
-
-
-def check_paths(model, tokenizer, texts: list[str], gold: list[int], ref: list[int], max_length: int,
-                paths: tuple[str, ...] = CHECKED) -> dict:
-    """{path: judge(...)} for each inexact path, run on `texts` (fp32 gave `ref`)."""
-    from .fast import clone_model
-    from .predictor import Predictor
-
-    out = {}
-    for path in paths:
-        if len(texts) < MIN_TEXTS:  # could not clear it: not worth the compile
-            out[path] = {"texts": len(texts), "default_ok": False,
-                         "why": f"only {len(texts)} held-out texts (needs {MIN_TEXTS})"}
-            continue
-        try:
-            p = Predictor(clone_model(model), tokenizer, "classification", max_length, fast=path)
-        except TunesmithError as e:  # not this model's layout, or not this machine
-            out[path] = {"default_ok": False, "why": str(e)}
-            continue
-        out[path] = judge(p.logits(texts).argmax(-1).tolist(), ref, gold)
-    return out
 
 
 def write_record(run: Path, checks: dict, data: str) -> None:

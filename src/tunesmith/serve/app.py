@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from ..errors import TunesmithError
+from ..tasks.registry import REGISTRY as TASKS
 from .batcher import MicroBatcher, QueueFull
 from .config import ServeConfig, check_name, parse_adapters
 from .docs import add_docs_routes
@@ -81,9 +82,8 @@ ADMIN_ERRORS = {400: ERRORS[400], 401: {"model": Error, "description": "missing 
                 403: {"model": Error, "description": "admin endpoints are turned off"},
                 404: ERRORS[404], 409: {"model": Error, "description": "name already loaded"}}
 
-# Task endpoint -> Predictor method names to look for, in order.
-TASK_METHODS = {"fill-mask": ("fill_mask",), "ner": ("entities", "ner", "token_classify"),
-                "generate": ("generate",)}
+# Task endpoint -> the Predictor method that answers it (the task records; /classify has its own route).
+TASK_METHODS = {t.endpoint: (t.predict,) for t in TASKS.values() if t.endpoint and not t.batched_endpoint}
 
 
 def printable(text: str) -> str:

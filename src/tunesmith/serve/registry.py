@@ -19,6 +19,7 @@ import torch
 
 from ..errors import TunesmithError
 from ..infer.batching import token_budget_batches
+from ..tasks.registry import REGISTRY as TASKS
 from .security import check_files_confined, confine, require_safetensors
 
 
@@ -367,6 +368,6 @@ class Registry:
         return {"base_bytes": self.base_bytes, "adapter_bytes": lora, "model_bytes": models}
 
 
-# The run task names each task endpoint accepts.
-TASK_OF_ENDPOINT = {"fill-mask": ("fill-mask",), "ner": ("token-classification", "ner"),
-                    "generate": ("generation",)}
+# The run task names each task endpoint accepts (from the task records).
+TASK_OF_ENDPOINT = {t.endpoint: (t.name, *t.aliases) for t in TASKS.values()
+                    if t.endpoint and not t.batched_endpoint}

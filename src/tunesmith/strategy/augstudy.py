@@ -45,7 +45,7 @@ def summarise(results: dict[str, dict[int, float]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..commands.finetune import finetune
+    from ..finetune import finetune
     from ..offline import set_offline
 
     set_offline()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import FinetuneConfig
 from ..errors import TunesmithError
+from ..tasks.skeleton import held_out
 from .formulas import human_bytes
 from .memwatch import PeakMemory
 
@@ -60,7 +61,7 @@ def heldout_texts(cfg: FinetuneConfig) -> list[str]:
     from ..data.labelled import load_labelled
 
     splits = load_labelled(cfg.data).splits
-    rows = splits.get("test") or splits.get("validation") or []
+    rows = held_out(splits, [])
     return [r["text"] for r in rows]
 
 
@@ -85,12 +86,12 @@ def inference_rate(run: Path, texts: list[str], repeats: int = 3) -> tuple[float
 
 def run_one(cfg: FinetuneConfig, texts: list[str] | None = None) -> Row:
     """Fine-tune once and read the numbers back from its report; with `texts`, measure inference."""
-    from ..commands.finetune import finetune
+    from ..finetune import finetune
 
     with PeakMemory() as mem:
         run, report = finetune(cfg)
     ev = report["evaluation"]
-    main = ev.get("test") or ev["validation"]
+    main = held_out(ev)
     val = ev.get("validation", main)
     return Row(method=cfg.method.name, lr=report["learning_rate"], val_metric=val[cfg.train.metric],
                accuracy=main.get("accuracy", main.get("token_accuracy")),  # NER reports token accuracy

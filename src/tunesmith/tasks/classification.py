@@ -2,7 +2,6 @@
 evaluation -> artifacts and report."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -10,23 +9,17 @@ import torch
 
 from .. import distill, lean_train, runs
 from ..adapt import apply_method, format_param_table, param_table
-from ..adapt.methods import check_method_targets
-from ..config import FinetuneConfig, dump_yaml
+from ..config import FinetuneConfig
 from ..adapt.mixup import enable_mixup
 from ..data.augment import augmented_train_rows
 from ..data.labelled import LabelledData, load_labelled
 from ..data.stats import format_stats, length_stats, token_lengths
 from ..evaluate.metrics import classification_metrics, format_confusion
-from ..evaluate.report import model_card, write_classification_report
+from ..evaluate.report import model_card, write_report
 from ..infer.predictor import Predictor
-from ..models import load_for_task, load_tokenizer, resolve
-from ..trainer import (RunLogCallback, TunesmithTrainer, last_checkpoint, quiet_trainer, announce_precision,
-                       training_args)
-
-
-def say(msg: str) -> None:
-    if runs.is_main_process():  # under `accelerate launch` every process runs this code
-        print(msg, flush=True)
+from ..models import base_path, load_for_task, load_tokenizer, resolve
+from ..trainer import RunLogCallback, TunesmithTrainer, announce_precision, quiet_trainer, training_args
+from .skeleton import RunContext, finish, held_out as held_out_metrics, held_out_name, other_process, say, start, train
 
 
 def to_dataset(rows: list[dict], tokenizer, label2id: dict[str, int], max_length: int):
@@ -78,30 +71,28 @@ def token_statistics(tokenizer, data: LabelledData, max_length: int) -> dict:
 def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     """Fine-tune, evaluate and write a complete run directory; returns the report."""
     torch.manual_seed(cfg.train.seed)
-    ref = resolve(cfg.model.name)
-    check_method_targets(ref.path, cfg.method, "classification")  # seconds, before the data
+    ctx = RunContext(cfg, run, resolve(cfg.model.name), "classification")
     data = load_labelled(cfg.data)
     say(f"data: {cfg.data.dataset if not cfg.data.train else cfg.data.train} -> "
         + ", ".join(f"{k} {v}" for k, v in data.info["sizes"].items()) + f"; labels {data.labels}")
     if data.info.get("dataset", {}).get("dropped_neutral"):
         say(f"  dropped {data.info['dataset']['dropped_neutral']} neutral (rating 0) examples")
-    tokenizer = load_tokenizer(ref)
+    ctx.tokenizer = tokenizer = load_tokenizer(ctx.ref)
     say(f"token lengths (max_length {cfg.model.max_length}):")
     stats = token_statistics(tokenizer, data, cfg.model.max_length)
     runs.write_json(run / "token_stats.json", stats)
 
-    model, new_weights = load_for_task(ref, "classification", data.labels)
+    model, new_weights = load_for_task(ctx.ref, "classification", data.labels)
     if new_weights:
         say(f"newly initialised: {', '.join(new_weights)}")
-    model = apply_method(model, cfg.method, "classification")
+    ctx.model = model = apply_method(model, cfg.method, "classification")
     lean = install_lean(model, cfg)
-    params = param_table(model)
-    say(format_param_table(params, cfg.method.name))
-    runs.write_json(run / "params.json", params)
-    runs.check_free_space(run, checkpoint_bytes(model, params, cfg.train.save_total_limit))
+    ctx.params = param_table(model)
+    say(format_param_table(ctx.params, cfg.method.name))
+    runs.write_json(run / "params.json", ctx.params)
     runs.write_json(run / "labels.json", dict(enumerate(data.labels)))
     precision = announce_precision(cfg.train, say)
-    runs.start(run, {**run_info(cfg, ref, data), "precision": precision, "lean_training": lean})
+    start(ctx, {**run_info(cfg, ctx.ref, data), "precision": precision, "lean_training": lean})
 
     train_rows = augmented_train_rows(data, cfg.augment, cfg.train.seed)  # training split only
     if cfg.distill.teacher:
@@ -109,26 +100,18 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     train_ds = to_dataset(train_rows, tokenizer, data.label2id, cfg.model.max_length)
     val_ds = to_dataset(data.splits["validation"], tokenizer, data.label2id, cfg.model.max_length) \
         if data.splits.get("validation") else None
-    trainer = build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, data.labels)
+    ctx.trainer = trainer = build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, data.labels)
     if "mixup" in cfg.augment.ops:
         enable_mixup(trainer, cfg.augment.mixup_alpha, cfg.train.seed)
     if cfg.distill.teacher:
         distill.enable_distillation(trainer, cfg.distill.temperature, cfg.distill.alpha)
     plan = fit_budget(cfg, run, trainer, data, train_ds, val_ds)
-    resume = last_checkpoint(run) if cfg.output.resume else None
-    if cfg.output.resume:
-        say(f"resuming from {resume}" if resume else "no complete checkpoint yet: starting from step 0")
-        runs.trim_metrics(run, int(resume.rsplit("-", 1)[-1]) if resume else 0)
-    t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - t0
-    model = trainer.model
-    lean_train.uninstall(model)  # saved, served and exported with the class's own forward
-    result.metrics["time_budget_plan"] = plan
-    if not runs.is_main_process():  # the main process evaluates and writes the run files
-        return {"task": "classification", "process": runs.process_rank(), "steps": trainer.state.global_step}
-    return finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, new_weights,
-                                 result, seconds, trainer.state.global_step)
+    main = train(ctx)
+    lean_train.uninstall(ctx.model)  # saved, served and exported with the class's own forward
+    ctx.result.metrics["time_budget_plan"] = plan
+    if not main:  # the main process evaluates and writes the run files
+        return other_process(ctx)
+    return finish_classification(ctx, data, stats, new_weights)
 
 
 def install_lean(model, cfg: FinetuneConfig) -> dict:
@@ -163,14 +146,6 @@ def fit_budget(cfg: FinetuneConfig, run: Path, trainer, data: LabelledData, trai
                             cfg.output.resume, say, extra_after_s=int8_check_seconds(len(data.splits.get("test") or [])))
 
 
-def checkpoint_bytes(model, params: dict, save_total_limit: int) -> int:
-    """Rough disk need: kept checkpoints (+1 being written, +1 best) of weights and AdamW state,
-    plus the final model; adapters (peft) save only their trainable weights."""
-    weights = 4 * (params["trainable"] if hasattr(model, "peft_config") else params["total"])
-    per_checkpoint = weights + 8 * params["trainable"]
-    return (max(save_total_limit or 1, 1) + 2) * per_checkpoint + 2 * 4 * params["total"]
-
-
 def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
 
@@ -193,49 +168,45 @@ def run_info(cfg: FinetuneConfig, ref, data: LabelledData) -> dict:
     extra = {"distillation": {"teacher": str(Path(cfg.distill.teacher).resolve()), "temperature": cfg.distill.temperature,
                               "alpha": cfg.distill.alpha, "unlabelled": cfg.distill.unlabelled}} \
         if cfg.distill.teacher else {}
-    return {**extra, "task": "classification", "method": cfg.method.name, "base_model": cfg.model.name,
-            "base_model_path": ref.path, "base_model_source": ref.source,
+    return {**extra, "base_model": cfg.model.name,
+            "base_model_path": base_path(ref), "base_model_source": ref.source,
             "data": cfg.data.train or cfg.data.dataset, "labels": data.labels,
             "max_length": cfg.model.max_length}
 
 
-def finish_classification(cfg, run, ref, data, model, tokenizer, params, stats, new_weights,
-                          result, seconds, steps) -> dict:
-    merged = runs.save_artifacts(run, model, tokenizer, cfg.method.name, cfg.output.merge)
-    predictor = Predictor(merged, tokenizer, "classification", cfg.model.max_length)
+def finish_classification(ctx: RunContext, data: LabelledData, stats: dict, new_weights: list[str]) -> dict:
+    cfg, run, info = ctx.cfg, ctx.run, ctx.info
+    merged = runs.save_artifacts(run, ctx.model, ctx.tokenizer, cfg.method.name, cfg.output.merge)
+    predictor = Predictor(merged, ctx.tokenizer, "classification", cfg.model.max_length)
     preds = {s: predicted_ids(predictor, data.splits[s]) for s in ("validation", "test") if data.splits.get(s)}
     evaluation = {s: split_metrics(p, data.splits[s], data.labels, s) for s, p in preds.items()}
-    held_out = "test" if "test" in preds else "validation"  # what the int8 check runs on
-    plan = result.metrics.get("time_budget_plan")
+    held_out = held_out_name(preds)  # what the int8 check runs on
+    plan = ctx.result.metrics.get("time_budget_plan")
     if plan is not None and budget_left(plan) < int8_check_seconds(len(data.splits[held_out])):
         fast_paths = skip_fast_paths(run, f"not checked: the time budget leaves {budget_left(plan):.0f} s")
     else:
-        fast_paths = check_fast_paths(run, cfg, data, merged, tokenizer, held_out, preds.get(held_out))
+        fast_paths = check_fast_paths(run, cfg, data, merged, ctx.tokenizer, held_out, preds.get(held_out))
     n_train = len(data.splits["train"])
-    info = runs.read_json(run / "run.json")
+    sps = ctx.steps * cfg.train.batch_size * cfg.train.grad_accum * runs.world_size() / max(ctx.seconds, 1e-9)
     report = {
         "task": "classification", "model": cfg.model.name, "data": cfg.data.train or cfg.data.dataset,
         "method": cfg.method.name, "labels": data.labels, "data_info": data.info,
-        "learning_rate": cfg.learning_rate(), "params": params, "token_stats": stats,
+        "learning_rate": cfg.learning_rate(), "params": ctx.params, "token_stats": stats,
         "newly_initialised": new_weights, "evaluation": evaluation, "fast_paths": fast_paths,
-        "training": {"steps": steps, "epochs": float(result.metrics.get("epoch", cfg.train.epochs)),
-                     "seconds": round(seconds, 2), "train_loss": result.training_loss,
-                     "samples_per_second": round(steps * cfg.train.batch_size * cfg.train.grad_accum
-                                                 * runs.world_size() / max(seconds, 1e-9), 2),
-                     "examples": n_train, "precision": info.get("precision", {}).get("precision"),
+        "training": {**ctx.training(n_train, sps), "precision": info.get("precision", {}).get("precision"),
                      "lean": info.get("lean_training", {}).get("used", False)},
     }
     if plan is not None:
         from dataclasses import asdict
 
         report["training"]["time_budget"] = {**asdict(plan), "actual_s": round(budget_elapsed(), 1)}
-    write_classification_report(run, report, cfg.train.metric)
+    write_report(run, report, cfg.train.metric)
     model_card(run, info, report)
-    runs.finish(run, {"test": evaluation.get("test", {}).get("accuracy")})
+    finish(ctx, {"test": evaluation.get("test", {}).get("accuracy")})
     for split, m in evaluation.items():
         say(f"{split}: accuracy {m['accuracy']:.4f}  precision {m['precision']:.4f}  "
             f"recall {m['recall']:.4f}  F1 {m['f1']:.4f}  (n={m['n']})")
-    main = evaluation.get("test") or evaluation.get("validation")
+    main = held_out_metrics(evaluation)
     if main:
         say(f"confusion matrix ({main['split']}):\n" + format_confusion(main["confusion_matrix"], main["labels"]))
     say_fast_paths(fast_paths, held_out)
@@ -265,7 +236,8 @@ def skip_fast_paths(run: Path, why: str) -> dict:
 def check_fast_paths(run, cfg, data, model, tokenizer, split: str, ref: list[int] | None) -> dict:
     """Run the inexact fast paths (int8-row-compile) on the held-out `split`, whose fp32 labels are
     `ref`, and record whether `--fast auto` may use them for this run (infer/verify.py)."""
-    from ..infer.verify import check_paths, write_record
+    from ..infer.fast_check import check_paths
+    from ..infer.verify import write_record
 
     if not ref or not runs.is_main_process():
         return {}
@@ -284,13 +256,3 @@ def say_fast_paths(checks: dict, split: str) -> None:
                 + ("--fast auto uses it for long inputs" if c["default_ok"] else f"opt-in only ({c['why']})"))
         else:
             say(f"fast path {path}: not checked ({c['why']})")
-
-
-def prepare_run(cfg: FinetuneConfig) -> Path:
-    run = Path(cfg.output.dir) if cfg.output.dir else runs.default_run_dir(
-        cfg.model.name, cfg.data.train or cfg.data.dataset, cfg.method.name)
-    cfg.output.dir = str(run)
-    runs.prepare(run, cfg.output.resume, cfg.output.overwrite)
-    if runs.is_main_process():
-        dump_yaml(cfg, run / "config.yaml")
-    return run

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from pathlib import Path
 
 import torch
@@ -14,19 +13,13 @@ from ..adapt import apply_method, format_param_table, param_table
 from ..config import FinetuneConfig
 from ..data.readers import read_records, read_text
 from ..errors import TunesmithError
-from ..evaluate.generation_report import generation_model_card, write_generation_report
+from ..evaluate.report import model_card, write_report
 from ..infer.generation import generate
-from ..models import load_for_task, load_tokenizer, resolve
-from ..trainer import (RunLogCallback, TunesmithTrainer, announce_precision, last_checkpoint, quiet_trainer,
-                       training_args)
-from .classification import say
+from ..models import base_path, load_for_task, load_tokenizer, resolve
+from ..trainer import RunLogCallback, TunesmithTrainer, announce_precision, quiet_trainer, training_args
+from .skeleton import RunContext, finish, held_out, other_process, say, start, train
 
 IGNORE = -100
-
-
-def base_path(ref) -> str:
-    """Absolute path of a local base model, so a LoRA run still loads from another directory."""
-    return str(Path(ref.path).resolve()) if ref.source in ("local", "run") else ref.path
 
 
 # ----------------------------------------------------------------------------- data
@@ -197,7 +190,8 @@ def evaluate_all(model, tokenizer, datasets: dict, cfg: FinetuneConfig) -> tuple
 def finetune_generation(cfg: FinetuneConfig, run: Path) -> dict:
     """Fine-tune a causal LM and write a complete run directory; returns the report."""
     torch.manual_seed(cfg.train.seed)
-    ref = resolve(cfg.model.name)
+    ctx = RunContext(cfg, run, resolve(cfg.model.name), "generation")
+    ref = ctx.ref
     rows, info = read_documents(cfg)
     splits = split_docs(rows, cfg.data.val_size, cfg.data.test_size, cfg.data.seed)
     if cfg.data.max_train and cfg.data.max_train < len(splits["train"]):
@@ -218,23 +212,22 @@ def finetune_generation(cfg: FinetuneConfig, run: Path) -> dict:
     model, _ = load_for_task(ref, "generation")
     say("evaluating before training ...")
     before = evaluate_all(model, tokenizer, datasets, cfg)
-    model = apply_method(model, cfg.method, "generation")
-    params = param_table(model)
-    say(format_param_table(params, cfg.method.name))
-    runs.write_json(run / "params.json", params)
+    ctx.model = model = apply_method(model, cfg.method, "generation")
+    ctx.tokenizer = tokenizer
+    ctx.params = param_table(model)
+    say(format_param_table(ctx.params, cfg.method.name))
+    runs.write_json(run / "params.json", ctx.params)
     precision = announce_precision(cfg.train, say)
-    runs.start(run, {"precision": precision, "task": "generation", "method": cfg.method.name, "base_model": cfg.model.name,
-                     "base_model_path": base_path(ref), "base_model_source": ref.source,
-                     "data": cfg.data.train or cfg.data.dataset, "labels": None, "kind": kind,
-                     "max_length": cfg.generation.block_size, "response_only": cfg.generation.response_only})
-    trainer = build_trainer(cfg, run, model, tokenizer, datasets["train"], datasets.get("validation"))
-    budget.maybe_fit(trainer, run, cfg.train, len(datasets["train"]), len(datasets.get("validation") or []), 2 * len(datasets.get("validation") or []), cfg.output.resume, say)
-    resume = last_checkpoint(run) if cfg.output.resume else None
-    t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - t0
-    return finish_generation(cfg, run, info, trainer.model, tokenizer, datasets, params, before,
-                             result, seconds, trainer.state.global_step)
+    start(ctx, {"precision": precision, "base_model": cfg.model.name,
+                "base_model_path": base_path(ref), "base_model_source": ref.source,
+                "data": cfg.data.train or cfg.data.dataset, "labels": None, "kind": kind,
+                "max_length": cfg.generation.block_size, "response_only": cfg.generation.response_only})
+    ctx.trainer = build_trainer(cfg, run, model, tokenizer, datasets["train"], datasets.get("validation"))
+    n_val = len(datasets.get("validation") or [])
+    budget.maybe_fit(ctx.trainer, run, cfg.train, len(datasets["train"]), n_val, 2 * n_val, cfg.output.resume, say)
+    if not train(ctx):  # the main process evaluates and writes the run files
+        return other_process(ctx)
+    return finish_generation(ctx, info, datasets, before)
 
 
 def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds):
@@ -253,25 +246,23 @@ def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds):
     return quiet_trainer(trainer)
 
 
-def finish_generation(cfg, run, info, model, tokenizer, datasets, params, before, result, seconds, steps) -> dict:
-    merged = runs.save_artifacts(run, model, tokenizer, cfg.method.name, cfg.output.merge)
-    after = evaluate_all(merged, tokenizer, datasets, cfg)
+def finish_generation(ctx: RunContext, info: dict, datasets: dict, before: tuple) -> dict:
+    cfg, run = ctx.cfg, ctx.run
+    merged = runs.save_artifacts(run, ctx.model, ctx.tokenizer, cfg.method.name, cfg.output.merge)
+    after = evaluate_all(merged, ctx.tokenizer, datasets, cfg)
     report = {
         "task": "generation", "model": cfg.model.name, "data": cfg.data.train or cfg.data.dataset,
-        "method": cfg.method.name, "data_info": info, "learning_rate": cfg.learning_rate(), "params": params,
+        "method": cfg.method.name, "data_info": info, "learning_rate": cfg.learning_rate(), "params": ctx.params,
         "block_size": cfg.generation.block_size, "response_only": cfg.generation.response_only,
         "evaluation": {s: {"before": before[0][s], "after": after[0][s]} for s in after[0]},
         "samples": [{"prompt": b["prompt"], "before": b["completion"], "after": a["completion"]}
                     for b, a in zip(before[1], after[1])],
-        "training": {"steps": steps, "epochs": float(result.metrics.get("epoch", cfg.train.epochs)),
-                     "seconds": round(seconds, 2), "train_loss": result.training_loss,
-                     "samples_per_second": round(result.metrics.get("train_samples_per_second", 0.0), 2),
-                     "examples": len(datasets["train"])},
+        "training": ctx.training(len(datasets["train"])),
     }
-    write_generation_report(run, report)
-    generation_model_card(run, runs.read_json(run / "run.json"), report)
-    main = report["evaluation"].get("test") or report["evaluation"].get("validation") or {}
-    runs.finish(run, {"perplexity": main.get("after", {}).get("perplexity")})
+    write_report(run, report, "loss")
+    model_card(run, ctx.info, report)
+    main = held_out(report["evaluation"], {})
+    finish(ctx, {"perplexity": main.get("after", {}).get("perplexity")})
     for split, m in report["evaluation"].items():
         say(f"{split}: perplexity {m['before']['perplexity']:.2f} -> {m['after']['perplexity']:.2f} "
             f"({m['after']['tokens']} tokens)")

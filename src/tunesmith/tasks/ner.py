@@ -3,7 +3,6 @@ alignment -> training -> entity-level evaluation (seqeval) -> artifacts and repo
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import torch
 
 from .. import budget, runs
 from ..adapt import apply_method, format_param_table, param_table
-from ..adapt.methods import check_method_targets
 from ..config import FinetuneConfig
 from ..data.conll import label_list, normalise, read_ner_file
 from ..data.ner_align import IGNORE, encode_ner, words_from_windows
@@ -19,14 +17,11 @@ from ..data.news_ner import NOTE, load_news_ner, read_split_dir
 from ..data.stats import format_stats, length_stats
 from ..errors import TunesmithError
 from ..evaluate.ner_metrics import entity_confusion, ner_metrics
-from ..evaluate.ner_report import ner_model_card, write_ner_report
+from ..evaluate.report import model_card, write_report
 from ..infer.ner_spans import predict_entities
-from ..models import load_for_task, load_tokenizer, resolve
-from ..trainer import (RunLogCallback, TunesmithTrainer, announce_precision, last_checkpoint, quiet_trainer,
-                       training_args)
-from .classification import prepare_run, say  # noqa: F401  (prepare_run is shared by every task)
-
-from .generation import base_path  # noqa: E402
+from ..models import base_path, load_for_task, load_tokenizer, resolve
+from ..trainer import RunLogCallback, TunesmithTrainer, announce_precision, quiet_trainer, training_args
+from .skeleton import RunContext, finish, other_process, say, start, train
 
 TEXTBOOK = "Apple Inc. was founded by Steve Jobs in Cupertino, California."
 
@@ -176,16 +171,15 @@ def compute_metrics_fn(labels: list[str]):
 def finetune_ner(cfg: FinetuneConfig, run: Path) -> dict:
     """Fine-tune a token classifier, evaluate entity-level and write a complete run directory."""
     torch.manual_seed(cfg.train.seed)
-    ref = resolve(cfg.model.name)
-    check_method_targets(ref.path, cfg.method, "token-classification")  # seconds, before the data
+    ctx = RunContext(cfg, run, resolve(cfg.model.name), "token-classification")
     splits, labels, info = load_ner_data(cfg)
     say(f"data: {cfg.data.train or cfg.data.dataset} -> " + ", ".join(f"{k} {v}" for k, v in info["sizes"].items())
         + f" sentences; scheme {info['scheme'].upper()}; {len(labels)} labels")
     if info.get("note"):
         say(f"  NOTE: {info['note']}")
-    tokenizer = load_tokenizer(ref)
+    ctx.tokenizer = tokenizer = load_tokenizer(ctx.ref)
     if not getattr(tokenizer, "is_fast", False):
-        raise TunesmithError(f"{ref.spec}: NER needs a fast tokenizer (word ids and offsets)")
+        raise TunesmithError(f"{ctx.ref.spec}: NER needs a fast tokenizer (word ids and offsets)")
     label2id = {l: i for i, l in enumerate(labels)}
     datasets = {s: to_dataset(rows, tokenizer, label2id, cfg) for s, rows in splits.items()}
     stats = {s: {**length_stats(sentence_lengths(tokenizer, splits[s]), cfg.model.max_length),
@@ -196,26 +190,23 @@ def finetune_ner(cfg: FinetuneConfig, run: Path) -> dict:
         say("  " + format_stats(name, st, over="windowed beyond") + f"  windows={st['windows']}")
     runs.write_json(run / "token_stats.json", stats)
 
-    model, new_weights = load_for_task(ref, "token-classification", labels)
-    model = apply_method(model, cfg.method, "token-classification")
-    params = param_table(model)
-    say(format_param_table(params, cfg.method.name))
-    runs.write_json(run / "params.json", params)
+    model, new_weights = load_for_task(ctx.ref, "token-classification", labels)
+    ctx.model = model = apply_method(model, cfg.method, "token-classification")
+    ctx.params = param_table(model)
+    say(format_param_table(ctx.params, cfg.method.name))
+    runs.write_json(run / "params.json", ctx.params)
     runs.write_json(run / "labels.json", dict(enumerate(labels)))
     precision = announce_precision(cfg.train, say)
-    runs.start(run, {"precision": precision, "task": "token-classification", "method": cfg.method.name, "base_model": cfg.model.name,
-                     "base_model_path": base_path(ref), "base_model_source": ref.source,
-                     "data": cfg.data.train or cfg.data.dataset, "labels": labels, "scheme": "iob2",
-                     "max_length": cfg.model.max_length, "stride": cfg.ner.stride,
-                     "aggregation": cfg.ner.aggregation})
-    trainer = build_trainer(cfg, run, model, tokenizer, datasets["train"], datasets.get("validation"), labels)
-    budget.maybe_fit(trainer, run, cfg.train, len(datasets["train"]), len(datasets.get("validation") or []), 2 * len(datasets.get("validation") or []), cfg.output.resume, say)
-    resume = last_checkpoint(run) if cfg.output.resume else None
-    t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - t0
-    return finish_ner(cfg, run, splits, labels, info, trainer.model, tokenizer, params, stats, new_weights,
-                      result, seconds, trainer.state.global_step)
+    start(ctx, {"precision": precision, "base_model": cfg.model.name,
+                "base_model_path": base_path(ctx.ref), "base_model_source": ctx.ref.source,
+                "data": cfg.data.train or cfg.data.dataset, "labels": labels, "scheme": "iob2",
+                "max_length": cfg.model.max_length, "stride": cfg.ner.stride, "aggregation": cfg.ner.aggregation})
+    ctx.trainer = build_trainer(cfg, run, model, tokenizer, datasets["train"], datasets.get("validation"), labels)
+    n_val = len(datasets.get("validation") or [])
+    budget.maybe_fit(ctx.trainer, run, cfg.train, len(datasets["train"]), n_val, 2 * n_val, cfg.output.resume, say)
+    if not train(ctx):  # the main process evaluates and writes the run files
+        return other_process(ctx)
+    return finish_ner(ctx, splits, labels, info, stats, new_weights)
 
 
 def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
@@ -233,28 +224,26 @@ def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
     return quiet_trainer(trainer)
 
 
-def finish_ner(cfg, run, splits, labels, info, model, tokenizer, params, stats, new_weights,
-               result, seconds, steps) -> dict:
-    merged = runs.save_artifacts(run, model, tokenizer, cfg.method.name, cfg.output.merge)
+def finish_ner(ctx: RunContext, splits: dict, labels: list[str], info: dict, stats: dict,
+               new_weights: list[str]) -> dict:
+    cfg, run = ctx.cfg, ctx.run
+    merged = runs.save_artifacts(run, ctx.model, ctx.tokenizer, cfg.method.name, cfg.output.merge)
     merged.eval()
-    evaluation = {s: evaluate_examples(merged, tokenizer, splits[s], cfg, s)
+    evaluation = {s: evaluate_examples(merged, ctx.tokenizer, splits[s], cfg, s)
                   for s in ("validation", "test") if splits.get(s)}
-    example = predict_entities(merged, tokenizer, [TEXTBOOK], cfg.ner.aggregation, cfg.model.max_length,
+    example = predict_entities(merged, ctx.tokenizer, [TEXTBOOK], cfg.ner.aggregation, cfg.model.max_length,
                                cfg.ner.stride)[0]
     report = {
         "task": "token-classification", "model": cfg.model.name, "data": cfg.data.train or cfg.data.dataset,
         "method": cfg.method.name, "labels": labels, "data_info": info, "learning_rate": cfg.learning_rate(),
-        "params": params, "token_stats": stats, "newly_initialised": new_weights, "evaluation": evaluation,
+        "params": ctx.params, "token_stats": stats, "newly_initialised": new_weights, "evaluation": evaluation,
         "note": info.get("note") or (NOTE if cfg.data.dataset == "news-ner" and not cfg.data.train else None),
         "example": {"text": TEXTBOOK, "aggregation": cfg.ner.aggregation, "entities": example},
-        "training": {"steps": steps, "epochs": float(result.metrics.get("epoch", cfg.train.epochs)),
-                     "seconds": round(seconds, 2), "train_loss": result.training_loss,
-                     "samples_per_second": round(result.metrics.get("train_samples_per_second", 0.0), 2),
-                     "examples": len(splits["train"])},
+        "training": ctx.training(len(splits["train"])),
     }
-    write_ner_report(run, report, cfg.train.metric)
-    ner_model_card(run, runs.read_json(run / "run.json"), report)
-    runs.finish(run, {"test": evaluation.get("test", {}).get("f1")})
+    write_report(run, report, cfg.train.metric)
+    model_card(run, ctx.info, report)
+    finish(ctx, {"test": evaluation.get("test", {}).get("f1")})
     for split, m in evaluation.items():
         say(f"{split}: entity F1 {m['f1']:.4f}  precision {m['precision']:.4f}  recall {m['recall']:.4f}  "
             f"token accuracy {m['token_accuracy']:.4f}  ({m['mode']} mode, {m['entities']} entities)")

@@ -1,0 +1,28 @@
+"""Run a fine-tuned classifier's inexact fast paths on its held-out texts and judge them by
+verify.py's rule (finetune calls this after its evaluation). Apart from verify.py, which the
+Predictor reads, so that the record does not import the Predictor back."""
+from __future__ import annotations
+
+from ..errors import TunesmithError
+from . import verify  # its limits read at call time (tests set them)
+from .engine import clone_model
+from .predictor import Predictor
+from .verify import CHECKED
+
+
+def check_paths(model, tokenizer, texts: list[str], gold: list[int], ref: list[int], max_length: int,
+                paths: tuple[str, ...] = CHECKED) -> dict:
+    """{path: judge(...)} for each inexact path, run on `texts` (fp32 gave `ref`)."""
+    out = {}
+    for path in paths:
+        if len(texts) < verify.MIN_TEXTS:  # could not clear it: not worth the compile
+            out[path] = {"texts": len(texts), "default_ok": False,
+                         "why": f"only {len(texts)} held-out texts (needs {verify.MIN_TEXTS})"}
+            continue
+        try:
+            p = Predictor(clone_model(model), tokenizer, "classification", max_length, fast=path)
+        except TunesmithError as e:  # not this model's layout, or not this machine
+            out[path] = {"default_ok": False, "why": str(e)}
+            continue
+        out[path] = verify.judge(p.logits(texts).argmax(-1).tolist(), ref, gold)
+    return out
