@@ -49,7 +49,8 @@ def cpu_env() -> dict:
 def finetune_args(model: Path, data: Path, out: Path, batch: int) -> list[str]:
     return ["finetune", "--model", str(model), "--data", str(data), "--output", str(out),
             f"--train.batch_size={batch}", f"--train.max_steps={STEPS}", "--train.eval_every=6",
-            "--train.logging_steps=2", "--train.learning_rate=3e-3", "--train.group_by_length=false"]
+            "--train.logging_steps=2", "--train.learning_rate=3e-3", "--train.group_by_length=false",
+            "--train.precision=fp32"]  # auto is bf16 on CPUs with AMX: compare the processes, not precisions
 
 
 LAUNCHERS = {

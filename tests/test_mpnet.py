@@ -52,7 +52,10 @@ def test_every_method_on_mpnet_saves_reloads_and_the_fast_path_agrees(tmp_path, 
     exact = Predictor.load(str(run))
     assert torch.allclose(exact.logits(TEXTS), want, atol=1e-4)
     auto = Predictor.load(str(run), fast="auto")
-    assert torch.allclose(auto.logits(TEXTS), want, atol=1e-3)
+    # auto takes bf16 where the CPU has native bf16 (AVX512-BF16/AMX): 8 mantissa bits, not fp32's
+    tol = 5e-2 if "bf16" in auto.engine.name else 1e-3
+    got = auto.logits(TEXTS)
+    assert torch.allclose(got, want, atol=tol), (auto.engine.name, float((got - want).abs().max()))
 
 
 def test_lora_and_ia3_default_targets_exist_in_mpnet(tiny_mpnet):
