@@ -29,7 +29,8 @@ def add_arguments(p) -> None:
     p.add_argument("--samples", type=int, default=1024, help="training examples per timed round (default 1024)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each arm's best counts")
     p.add_argument("--arms", default=ARMS, help=f"arms to run, comma-separated (default {ARMS}; also c-fp32, c-plain "
-                                                 "= tunesmith without the lean pass, c-compile)")
+                                                 "= tunesmith without the lean pass, c-compile, b-bf16 = (b) with "
+                                                 "Trainer's bf16)")
     p.add_argument("--a-samples", type=int, default=256, help="(a) pads to 128 and is slow: time it on this many")
     p.add_argument("--max-length", type=int, default=128, help="truncation length (run_glue's default 128)")
     p.add_argument("--lr", type=float, default=5e-5, help="learning rate of every arm (LoRA arms: 3e-4 x lr/5e-5)")
@@ -152,10 +153,12 @@ def make_arm(name: str, base, tok, data, args, tmp: str):
         return run
     ds = encode(tok, rows[: args.samples], data.label2id, args.max_length)
     batch = 32
-    if name in ("b", "b-lora"):
+    if name in ("b", "b-lora", "b-bf16"):
+        # b-bf16: the peer's best on a CPU with native bf16 (AMX / AVX512-BF16): Trainer's own bf16 autocast
         def run(n):
             clock = Clock()
-            targs = trainer_args(f"{tmp}/b", batch, max(2, n // batch), lr, train_sampling_strategy="group_by_length")
+            targs = trainer_args(f"{tmp}/b", batch, max(2, n // batch), lr, train_sampling_strategy="group_by_length",
+                                 bf16=name == "b-bf16")
             tr = hf_trainer(fresh(), tok, ds, targs, padded=False)
             tr.add_callback(clock.cb)
             tr.train()
@@ -229,7 +232,7 @@ NAMES = {"a": "(a) run_glue defaults (Trainer, batch 8, pad to 128)",
          "b": "(b) Trainer best practice (dynamic padding, group_by_length, batch 32)",
          "c": "(c) tunesmith default", "c-fp32": "(c) tunesmith fp32", "c-bf16": "(c) tunesmith bf16",
          "c-plain": "(c) tunesmith, plain forward (stock dropout and attention, no lean pass)", "c-compile": "(c) tunesmith + torch.compile",
-         "b-lora": "(b) Trainer best practice, LoRA", "c-lora": "(c) tunesmith default, LoRA"}
+         "b-lora": "(b) Trainer best practice, LoRA", "b-bf16": "(b) Trainer best practice + bf16 autocast", "c-lora": "(c) tunesmith default, LoRA"}
 
 
 def report(best: dict, batches: dict, model, mean_tokens: float, peaks: dict, args) -> str:
