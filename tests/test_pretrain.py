@@ -235,6 +235,17 @@ def test_resume_after_a_crash_ends_with_same_steps(tmp_path, tiny_bert, monkeypa
     assert abs(a - b) / a < 0.05
 
 
+def test_relative_model_path_is_stored_absolute(tmp_path, tiny_bert, monkeypatch):
+    """Like every fine-tuning task, run.json holds the base model's absolute path (models.base_path),
+    so the run still finds its base from another directory."""
+    from tunesmith.pretrain.pipeline import pretrain
+
+    monkeypatch.chdir(tmp_path)  # tiny_bert is tmp_path/tiny-bert
+    run, _ = pretrain(make_cfg(tmp_path, "tiny-bert", train={"max_steps": 1, "batch_size": 8}))
+    path = Path(json.loads((run / "run.json").read_text())["base_model_path"])
+    assert path.is_absolute() and path == tiny_bert.resolve()
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(TunesmithError, match="objective"):
         C.build(PretrainConfig, {"objective": {"name": "xlnet"}}, "test")

@@ -11,7 +11,7 @@ import torch
 
 from .. import runs
 from ..config import dump_yaml
-from ..models import load_tokenizer, resolve
+from ..models import base_path, load_tokenizer, resolve
 from ..trainer import RunLogCallback, last_checkpoint, quiet_trainer, training_args
 from .collators import MaskingSpec, MLMCollator, clm_collate
 from .config import PretrainConfig
@@ -166,7 +166,8 @@ def pretrain(cfg: PretrainConfig) -> tuple[Path, dict]:
 
     precision = announce_precision(cfg.train, say)
     runs.start(run, {"task": "pretrain", "objective": cfg.objective.name, "init": cfg.model.init,
-                     "base_model": cfg.model.name, "base_model_path": ref.path, "corpus": cfg.corpus.source,
+                     "base_model": cfg.model.name, "base_model_path": base_path(ref), "base_model_source": ref.source,
+                     "corpus": cfg.corpus.source,
                      "precision": precision})
     before = {"metrics": evaluate(cfg, model, tokenizer, eval_ex), "fill_mask": probes(cfg, model, tokenizer)}
     say("before: " + _brief(before["metrics"]))
