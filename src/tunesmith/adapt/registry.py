@@ -117,6 +117,32 @@ def artifact_kind(model_dir: Path) -> str:
     return PEFT if (Path(model_dir) / "adapter_config.json").is_file() else WHOLE
 
 
+def is_peft(run: str | dict | Method, model_dir: Path | None = None) -> bool:
+    """Is this a peft run: does it save a peft adapter (adapter_config.json + adapter weights)?
+    The one answer for a run or a method; `is_peft_model` is the one for a loaded model.
+
+    `run` is a method name, a method record or a run's info (run.json). With `model_dir` (a run's
+    model/ or a bare adapter folder) its files decide, as they are what a loader will read (runs of
+    any tunesmith version, folders without run.json); without it, the method record.
+
+        >>> is_peft("lora"), is_peft({"method": "adapter"}), is_peft(get("full"))
+        (True, False, False)
+    """
+    if model_dir is not None:
+        return artifact_kind(Path(model_dir)) == PEFT
+    if isinstance(run, Method):
+        return run.peft
+    name = run.get("method", "") if isinstance(run, dict) else run
+    return get(name).peft
+
+
+def is_peft_model(model) -> bool:
+    """Is this loaded model (or peft tuner layer) wrapped by peft? What decides how Trainer
+    checkpoints it (adapter weights only) and whether the lean passes apply; a run of ours with
+    adapter layers (method `adapter`) is a plain transformers model."""
+    return hasattr(model, "peft_config")
+
+
 WEIGHTS = {WHOLE: "model.safetensors", PEFT: "adapter_model.safetensors", ADAPTER_LAYERS: "adapters.safetensors"}  # bottleneck.WEIGHTS_FILE
 
 
@@ -131,7 +157,7 @@ def load_run_model(run: Path, info: dict, auto, merge: bool = True):
     """The trained model of a run: whole model, base + peft adapter (merged where peft can), or
     base + adapter layers."""
     model_dir = Path(run) / "model"
-    kind = artifact_kind(model_dir)
+    kind = artifact_kind(model_dir)  # the files, not the record: runs of any tunesmith version
     if kind == WHOLE:
         return auto.from_pretrained(model_dir)
     if kind == PEFT and merge and (Path(run) / "merged" / "config.json").is_file():
@@ -265,6 +291,6 @@ _records()
 
 # Derived views, for code that only needs names.
 METHODS: dict[str, Callable] = {name: r.apply for name, r in REGISTRY.items()}
-PEFT_METHODS = tuple(n for n, r in REGISTRY.items() if r.peft)
+PEFT_METHODS = tuple(n for n in REGISTRY if is_peft(n))
 MERGEABLE = tuple(n for n, r in REGISTRY.items() if r.mergeable)
 LADDER = [r.name for r in sorted((r for r in REGISTRY.values() if r.ladder is not None), key=lambda r: r.ladder)]

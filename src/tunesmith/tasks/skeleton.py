@@ -68,7 +68,9 @@ def held_out_name(splits: dict) -> str | None:
 def checkpoint_bytes(model, params: dict, save_total_limit: int) -> int:
     """Rough disk need: kept checkpoints (+1 being written, +1 best) of weights and AdamW state,
     plus the final model; adapters (peft) save only their trainable weights."""
-    weights = 4 * (params["trainable"] if hasattr(model, "peft_config") else params["total"])
+    from ..adapt.registry import is_peft_model
+
+    weights = 4 * (params["trainable"] if is_peft_model(model) else params["total"])
     per_checkpoint = weights + 8 * params["trainable"]
     return (max(save_total_limit or 1, 1) + 2) * per_checkpoint + 2 * 4 * params["total"]
 
