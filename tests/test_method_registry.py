@@ -142,3 +142,20 @@ def test_is_peft_is_one_answer_for_name_record_run_files_and_model(tmp_path, tin
     assert (name in PEFT_METHODS) == want
     model = apply_method(BertForSequenceClassification(BertConfig(**SMALL, num_labels=3)), options(name), "classification")
     assert is_peft_model(model) == want  # adapter layers (ours) leave a plain transformers model
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_method_tasks_are_fine_tunable_task_records(name):
+    from tunesmith.tasks.registry import finetunable
+
+    assert get(name).tasks and set(get(name).tasks) <= set(finetunable())
+
+
+def test_register_rejects_a_task_without_a_record():
+    from dataclasses import replace
+
+    from tunesmith.adapt.registry import register
+
+    with pytest.raises(ValueError, match="fine-tunable task records"):
+        register(replace(get("lora"), name="lora-ner-typo", tasks=("ner-typo",)))
+    assert "lora-ner-typo" not in REGISTRY

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import TunesmithError
+from ..tasks.registry import finetunable
 from . import methods as m
 from .prefix import PLAIN_SHIM, expose_past_key_values
 
@@ -24,6 +25,9 @@ def _bottleneck():
 
     return bottleneck
 
+
+# The tasks a method supports by default: every task `tunesmith finetune` trains (the task records).
+FINETUNE_TASKS: tuple[str, ...] = tuple(finetunable())
 
 # artifact kinds: how a run's model/ is written and read back
 WHOLE, PEFT, ADAPTER_LAYERS = "whole", "peft", "adapter-layers"
@@ -46,7 +50,7 @@ class Method:
     trains_layer_norms: Callable | None = None  # (MethodConfig) -> bool: LayerNorms train too
     shim: bool = False  # needs prefix.expose_past_key_values on the base before peft sees it
     prepare: Callable | None = None  # (FinetuneConfig, model config) -> None: adjust the config first
-    tasks: tuple[str, ...] = ("classification", "token-classification", "generation")
+    tasks: tuple[str, ...] = FINETUNE_TASKS  # a subset of the fine-tunable task records (checked by register)
     ladder: int | None = None  # place on advise's ladder: best expected accuracy first, smallest footprint last
 
     @property
@@ -64,6 +68,10 @@ REGISTRY: dict[str, Method] = {}
 def register(method: Method) -> Method:
     if method.name in REGISTRY:
         raise ValueError(f"method '{method.name}' is already registered")
+    unknown = [t for t in method.tasks if t not in FINETUNE_TASKS]
+    if unknown or not method.tasks:
+        raise ValueError(f"method '{method.name}': tasks {list(method.tasks)} must be a non-empty subset of "
+                         f"the fine-tunable task records ({', '.join(FINETUNE_TASKS)}); unknown: {unknown}")
     REGISTRY[method.name] = method
     return method
 
@@ -246,7 +254,9 @@ def _prefix_prepare(cfg, model_config) -> None:
 
 # peft prepends prompt tokens to a token classifier's outputs without padding its labels (the
 # loss fails: "Expected input batch_size (18) to match target batch_size (12)"): not for NER.
-PROMPT_TASKS = ("classification", "generation")
+PROMPT_TASKS = tuple(t for t in FINETUNE_TASKS if t != "token-classification")
+# The prefix shim and our bottleneck adapters patch BERT-family (encoder) layers: encoder tasks only.
+ENCODER_TASKS = ("classification", "token-classification")
 
 
 def _formula(name: str) -> Callable:
@@ -280,11 +290,11 @@ def _records() -> None:
                     "head trains", _formula("ptuning"), tasks=PROMPT_TASKS, task_lr=(("generation", 3e-3),)))
     register(Method("prefix", m.prefix, 3e-2, "trainable keys/values prepended in every layer (peft prefix "
                     "tuning, BERT shim); head trains", _formula("prefix"), shim=True, prepare=_prefix_prepare,
-                    tasks=("classification", "token-classification")))
+                    tasks=ENCODER_TASKS))
     register(Method("adapter", m.adapter, 3e-3, "bottleneck adapter layers (Houlsby / Pfeiffer, our own: no "
                     "library runs them on transformers 5); head trains; not mergeable", _formula("adapter"),
                     artifact=ADAPTER_LAYERS, trains_layer_norms=lambda c: c.adapter_type == "houlsby",
-                    tasks=("classification", "token-classification")))
+                    tasks=ENCODER_TASKS))
 
 
 _records()
