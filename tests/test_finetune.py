@@ -235,7 +235,7 @@ def test_peft_run_with_a_relative_model_path_loads_from_elsewhere(trained, tmp_p
 def test_evaluate_rebuilds_the_runs_own_split(tmp_path):
     """`evaluate RUN --data <built-in>` splits with the run's val_size, test_size and max_eval,
     not its seed alone."""
-    from tunesmith.commands.evaluate import held_out_config
+    from tunesmith.evaluate.run_eval import held_out_config
 
     (tmp_path / "config.yaml").write_text("data:\n  seed: 7\n  val_size: 0.2\n  test_size: 0.3\n"
                                           "  max_eval: 50\n  dataset: movie-reviews\n")

@@ -124,3 +124,38 @@ def test_model_card_code_loads_the_same_model(tmp_path, tiny_bert, name):
     assert torch.allclose(got, want, atol=1e-4)
     assert [model.config.id2label[i] for i in range(3)] == LABELS  # DoRA once lost them
     assert library_name(info) == get(name).library_name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_is_peft_is_one_answer_for_name_record_run_files_and_model(tmp_path, tiny_bert, name):
+    """"Is this a peft run?" has one answer (adapt.registry.is_peft / is_peft_model), the same from
+    the method's name, its record, the run's info, the run's model/ files and the built model."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from tunesmith.adapt import PEFT_METHODS
+    from tunesmith.adapt.registry import is_peft, is_peft_model
+
+    want = get(name).artifact == "peft"
+    run, info, _, _ = fake_run(tmp_path, tiny_bert, name)
+    assert is_peft(name) == is_peft(get(name)) == is_peft(info) == want
+    assert is_peft({}, run / "model") == is_peft(info, run / "model") == want  # what the files say
+    assert (name in PEFT_METHODS) == want
+    model = apply_method(BertForSequenceClassification(BertConfig(**SMALL, num_labels=3)), options(name), "classification")
+    assert is_peft_model(model) == want  # adapter layers (ours) leave a plain transformers model
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_method_tasks_are_fine_tunable_task_records(name):
+    from tunesmith.tasks.registry import finetunable
+
+    assert get(name).tasks and set(get(name).tasks) <= set(finetunable())
+
+
+def test_register_rejects_a_task_without_a_record():
+    from dataclasses import replace
+
+    from tunesmith.adapt.registry import register
+
+    with pytest.raises(ValueError, match="fine-tunable task records"):
+        register(replace(get("lora"), name="lora-ner-typo", tasks=("ner-typo",)))
+    assert "lora-ner-typo" not in REGISTRY

@@ -11,6 +11,7 @@ import torch
 
 from conftest import FILLER, NEG, POS, sentiment_rows
 from tunesmith import config as C
+from tunesmith import runs
 from tunesmith.errors import TunesmithError
 from tunesmith.pretrain.config import CorpusConfig, PretrainConfig
 from tunesmith.pretrain.corpus import corpus_stats, load_corpus, read_txt, split_sentences
@@ -228,11 +229,42 @@ def test_resume_after_a_crash_ends_with_same_steps(tmp_path, tiny_bert, monkeypa
     run = Path(cfg.output.dir)
     assert json.loads((run / "run.json").read_text())["status"] == "running"
     monkeypatch.setattr(TunesmithTrainer, "training_step", original)
+    # lines past checkpoint-2 (as a kill during step 3's logging leaves them): the resume drops them
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"kind": "train", "step": 3, "loss": 99.0}) + "\n" + '{"kind": "eval", "st')
     cfg.output.resume = True
     _, resumed = pipeline.pretrain(cfg)
     assert resumed["training"]["steps"] == full["training"]["steps"] == 4
+    train_steps = [r["step"] for r in runs.read_metrics(run) if r.get("kind") == "train"]
+    assert train_steps == [1, 2, 3, 4] and 99.0 not in [r.get("loss") for r in runs.read_metrics(run)]
     a, b = full["after"]["metrics"]["loss"], resumed["after"]["metrics"]["loss"]
     assert abs(a - b) / a < 0.05
+
+
+def test_relative_model_path_is_stored_absolute(tmp_path, tiny_bert, monkeypatch):
+    """Like every fine-tuning task, run.json holds the base model's absolute path (models.base_path),
+    so the run still finds its base from another directory."""
+    from tunesmith.pretrain.pipeline import pretrain
+
+    monkeypatch.chdir(tmp_path)  # tiny_bert is tmp_path/tiny-bert
+    run, _ = pretrain(make_cfg(tmp_path, "tiny-bert", train={"max_steps": 1, "batch_size": 8}))
+    path = Path(json.loads((run / "run.json").read_text())["base_model_path"])
+    assert path.is_absolute() and path == tiny_bert.resolve()
+
+
+def test_full_disk_fails_before_training(tmp_path, tiny_bert, monkeypatch):
+    """The skeleton's free-space check runs for pre-training too, before any step or checkpoint."""
+    import shutil
+    from collections import namedtuple
+
+    from tunesmith.pretrain.pipeline import pretrain
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 5000, 5000))
+    cfg = make_cfg(tmp_path, str(tiny_bert))
+    with pytest.raises(TunesmithError, match="MB free"):
+        pretrain(cfg)
+    assert not (Path(cfg.output.dir) / "checkpoints").exists() and not (Path(cfg.output.dir) / "metrics.jsonl").exists()
 
 
 def test_config_rejects_bad_values():

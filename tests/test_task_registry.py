@@ -32,6 +32,7 @@ def test_record_is_complete(name):
         assert t.peft_task in TaskType.__members__
     for target in (t.finetune, t.evaluate):
         assert target is None or resolves(target)
+        assert target is None or not target.startswith("tunesmith.commands.")  # the core, not the CLI layer
 
 
 @pytest.mark.parametrize("name", ALL)

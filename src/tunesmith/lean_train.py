@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import train_ops
+from .adapt.registry import is_peft_model
 
 # peft methods that wrap modules but leave the input alone (virtual-token methods prepend rows)
 _MODULE_PEFT = ("LORA", "IA3", "ADALORA", "LOHA", "LOKR", "VERA", "BOFT", "OFT")
@@ -38,14 +39,14 @@ _ATTR = "_tunesmith_lean"
 def hf_model(model):
     """The transformers model inside a peft wrapper (or the model itself)."""
     inner = getattr(getattr(model, "base_model", None), "model", None)
-    if inner is not None and hasattr(model, "peft_config"):
+    if inner is not None and is_peft_model(model):
         return inner
     return model
 
 
 def layout_problem(model) -> str | None:
     """Why the lean training pass does not apply (None when it does)."""
-    if hasattr(model, "peft_config"):
+    if is_peft_model(model):
         kinds = {str(getattr(c.peft_type, "value", c.peft_type)) for c in model.peft_config.values()}
         if not kinds <= set(_MODULE_PEFT):
             return f"peft method {sorted(kinds)} changes the input"

@@ -31,13 +31,14 @@ def param_table(model) -> dict:
 
 def _is_head(model, name: str) -> bool:
     from .methods import head_module_names
+    from .registry import is_peft_model
 
-    if not hasattr(model, "peft_config"):
+    if not is_peft_model(model):
         return name.split(".")[0] in set(head_module_names(model))
     # LoRA-style: PeftModel -> LoraModel -> transformers model, names start "base_model.model.";
     # prompt-style: PeftModel -> transformers model, names start "base_model.".
     inner = model.base_model
-    if hasattr(inner, "peft_config") and hasattr(inner, "model"):
+    if is_peft_model(inner) and hasattr(inner, "model"):  # a tuner layer (LoraModel)
         inner, skip = inner.model, 2
     else:
         skip = 1

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import TunesmithError
+from ..tasks.registry import finetunable
 from . import methods as m
 from .prefix import PLAIN_SHIM, expose_past_key_values
 
@@ -24,6 +25,9 @@ def _bottleneck():
 
     return bottleneck
 
+
+# The tasks a method supports by default: every task `tunesmith finetune` trains (the task records).
+FINETUNE_TASKS: tuple[str, ...] = tuple(finetunable())
 
 # artifact kinds: how a run's model/ is written and read back
 WHOLE, PEFT, ADAPTER_LAYERS = "whole", "peft", "adapter-layers"
@@ -46,7 +50,7 @@ class Method:
     trains_layer_norms: Callable | None = None  # (MethodConfig) -> bool: LayerNorms train too
     shim: bool = False  # needs prefix.expose_past_key_values on the base before peft sees it
     prepare: Callable | None = None  # (FinetuneConfig, model config) -> None: adjust the config first
-    tasks: tuple[str, ...] = ("classification", "token-classification", "generation")
+    tasks: tuple[str, ...] = FINETUNE_TASKS  # a subset of the fine-tunable task records (checked by register)
     ladder: int | None = None  # place on advise's ladder: best expected accuracy first, smallest footprint last
 
     @property
@@ -64,6 +68,10 @@ REGISTRY: dict[str, Method] = {}
 def register(method: Method) -> Method:
     if method.name in REGISTRY:
         raise ValueError(f"method '{method.name}' is already registered")
+    unknown = [t for t in method.tasks if t not in FINETUNE_TASKS]
+    if unknown or not method.tasks:
+        raise ValueError(f"method '{method.name}': tasks {list(method.tasks)} must be a non-empty subset of "
+                         f"the fine-tunable task records ({', '.join(FINETUNE_TASKS)}); unknown: {unknown}")
     REGISTRY[method.name] = method
     return method
 
@@ -117,6 +125,32 @@ def artifact_kind(model_dir: Path) -> str:
     return PEFT if (Path(model_dir) / "adapter_config.json").is_file() else WHOLE
 
 
+def is_peft(run: str | dict | Method, model_dir: Path | None = None) -> bool:
+    """Is this a peft run: does it save a peft adapter (adapter_config.json + adapter weights)?
+    The one answer for a run or a method; `is_peft_model` is the one for a loaded model.
+
+    `run` is a method name, a method record or a run's info (run.json). With `model_dir` (a run's
+    model/ or a bare adapter folder) its files decide, as they are what a loader will read (runs of
+    any tunesmith version, folders without run.json); without it, the method record.
+
+        >>> is_peft("lora"), is_peft({"method": "adapter"}), is_peft(get("full"))
+        (True, False, False)
+    """
+    if model_dir is not None:
+        return artifact_kind(Path(model_dir)) == PEFT
+    if isinstance(run, Method):
+        return run.peft
+    name = run.get("method", "") if isinstance(run, dict) else run
+    return get(name).peft
+
+
+def is_peft_model(model) -> bool:
+    """Is this loaded model (or peft tuner layer) wrapped by peft? What decides how Trainer
+    checkpoints it (adapter weights only) and whether the lean passes apply; a run of ours with
+    adapter layers (method `adapter`) is a plain transformers model."""
+    return hasattr(model, "peft_config")
+
+
 WEIGHTS = {WHOLE: "model.safetensors", PEFT: "adapter_model.safetensors", ADAPTER_LAYERS: "adapters.safetensors"}  # bottleneck.WEIGHTS_FILE
 
 
@@ -131,7 +165,7 @@ def load_run_model(run: Path, info: dict, auto, merge: bool = True):
     """The trained model of a run: whole model, base + peft adapter (merged where peft can), or
     base + adapter layers."""
     model_dir = Path(run) / "model"
-    kind = artifact_kind(model_dir)
+    kind = artifact_kind(model_dir)  # the files, not the record: runs of any tunesmith version
     if kind == WHOLE:
         return auto.from_pretrained(model_dir)
     if kind == PEFT and merge and (Path(run) / "merged" / "config.json").is_file():
@@ -220,7 +254,9 @@ def _prefix_prepare(cfg, model_config) -> None:
 
 # peft prepends prompt tokens to a token classifier's outputs without padding its labels (the
 # loss fails: "Expected input batch_size (18) to match target batch_size (12)"): not for NER.
-PROMPT_TASKS = ("classification", "generation")
+PROMPT_TASKS = tuple(t for t in FINETUNE_TASKS if t != "token-classification")
+# The prefix shim and our bottleneck adapters patch BERT-family (encoder) layers: encoder tasks only.
+ENCODER_TASKS = ("classification", "token-classification")
 
 
 def _formula(name: str) -> Callable:
@@ -254,17 +290,17 @@ def _records() -> None:
                     "head trains", _formula("ptuning"), tasks=PROMPT_TASKS, task_lr=(("generation", 3e-3),)))
     register(Method("prefix", m.prefix, 3e-2, "trainable keys/values prepended in every layer (peft prefix "
                     "tuning, BERT shim); head trains", _formula("prefix"), shim=True, prepare=_prefix_prepare,
-                    tasks=("classification", "token-classification")))
+                    tasks=ENCODER_TASKS))
     register(Method("adapter", m.adapter, 3e-3, "bottleneck adapter layers (Houlsby / Pfeiffer, our own: no "
                     "library runs them on transformers 5); head trains; not mergeable", _formula("adapter"),
                     artifact=ADAPTER_LAYERS, trains_layer_norms=lambda c: c.adapter_type == "houlsby",
-                    tasks=("classification", "token-classification")))
+                    tasks=ENCODER_TASKS))
 
 
 _records()
 
 # Derived views, for code that only needs names.
 METHODS: dict[str, Callable] = {name: r.apply for name, r in REGISTRY.items()}
-PEFT_METHODS = tuple(n for n, r in REGISTRY.items() if r.peft)
+PEFT_METHODS = tuple(n for n in REGISTRY if is_peft(n))
 MERGEABLE = tuple(n for n, r in REGISTRY.items() if r.mergeable)
 LADDER = [r.name for r in sorted((r for r in REGISTRY.values() if r.ladder is not None), key=lambda r: r.ladder)]

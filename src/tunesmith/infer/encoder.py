@@ -30,7 +30,9 @@ def _layout_problem(model) -> str | None:
 
     if has_adapters(model):  # the lean pass re-implements the layers: it would skip the adapters
         return "bottleneck adapter layers (not mergeable): the plain forward runs them"
-    if hasattr(model, "peft_config"):  # prompt / prefix tuning: virtual tokens the lean pass lacks
+    from ..adapt.registry import is_peft_model
+
+    if is_peft_model(model):  # prompt / prefix tuning: virtual tokens the lean pass lacks
         return "an unmerged peft model (prompt, p-tuning or prefix tuning): the plain forward runs it"
     return bert_layout_problem(model)
 

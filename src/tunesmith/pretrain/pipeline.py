@@ -4,15 +4,15 @@ accepts."""
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import torch
 
 from .. import runs
 from ..config import dump_yaml
-from ..models import load_tokenizer, resolve
-from ..trainer import RunLogCallback, last_checkpoint, quiet_trainer, training_args
+from ..models import base_path, load_tokenizer, resolve
+from ..tasks.skeleton import RunContext, finish, other_process, say, start, train
+from ..trainer import RunLogCallback, quiet_trainer, training_args
 from .collators import MaskingSpec, MLMCollator, clm_collate
 from .config import PretrainConfig
 from .corpus import Corpus, corpus_stats, format_corpus_stats, load_corpus
@@ -26,11 +26,6 @@ from .sparse import PretrainTrainer
 PROBES = ["The capital of France is [MASK].", "The president signed the [MASK] into law on Monday.",
           "The film is [MASK] and the acting is wonderful.", "Shares of the company [MASK] after the report.",
           "The [MASK] was [MASK] by the police."]
-
-
-def say(msg: str) -> None:
-    if runs.is_main_process():
-        print(msg, flush=True)
 
 
 def masking_spec(cfg: PretrainConfig) -> MaskingSpec:
@@ -136,19 +131,48 @@ def prepare_run(cfg: PretrainConfig) -> Path:
 
 
 def pretrain(cfg: PretrainConfig) -> tuple[Path, dict]:
-    """Run the whole pipeline; returns (run directory, report)."""
-    from ..budget import start_clock
+    """Run the whole pipeline; returns (run directory, report). The shared steps (run.json and the
+    free-space check, resume with metric trimming, the main-process guard, finish) are the
+    fine-tuning skeleton's (tasks/skeleton.py); the objective, collator, metrics and report are ours."""
+    from .. import budget
+    from ..trainer import announce_precision
 
-    start_clock()  # --time-budget counts from here
+    budget.start_clock()  # --time-budget counts from here
     run = prepare_run(cfg)
     say(f"run directory: {run}")
-    ref = resolve(cfg.model.name)
+    ctx = RunContext(cfg, run, resolve(cfg.model.name), "pretrain")
     corpus = load_corpus(cfg.corpus)
-    tokenizer = build_tokenizer(cfg, ref, corpus)
+    ctx.tokenizer = tokenizer = build_tokenizer(cfg, ctx.ref, corpus)
+    stats = corpus_statistics(run, corpus, tokenizer)
+    train_ex, eval_ex = split_examples(cfg, tokenizer, corpus)
+    ctx.model, new_weights, head_init = build_model(cfg, ctx.ref, tokenizer, corpus)
+    if new_weights:
+        say(f"newly initialised: {', '.join(new_weights)}" + (f" ({'; '.join(head_init)})" if head_init else ""))
+    ctx.params = count_params(ctx.model)
+    precision = announce_precision(cfg.train, say)
+    start(ctx, run_info(cfg, ctx.ref, precision))
+    before = {"metrics": evaluate(cfg, ctx.model, tokenizer, eval_ex), "fill_mask": probes(cfg, ctx.model, tokenizer)}
+    say("before: " + _brief(before["metrics"]))
+    ctx.trainer = build_trainer(cfg, run, ctx.model, tokenizer, train_ex, eval_ex)
+    budget.maybe_fit(ctx.trainer, run, cfg.train, len(train_ex), len(eval_ex), 2 * len(eval_ex), cfg.output.resume, say)
+    if not train(ctx):  # the main process evaluates and writes the model and report, once
+        return run, other_process(ctx)
+    report = finish_pretrain(ctx, corpus, stats, {"train": len(train_ex), "eval": len(eval_ex)},
+                             before, eval_ex, new_weights, head_init)
+    return run, report
+
+
+def corpus_statistics(run: Path, corpus: Corpus, tokenizer) -> dict:
+    """Token statistics of both splits, printed and written to corpus_stats.json."""
     stats = {"train": corpus_stats(corpus.train, tokenizer), "eval": corpus_stats(corpus.eval, tokenizer)}
     for name, s in stats.items():
         say("  " + format_corpus_stats(name, s))
     runs.write_json(run / "corpus_stats.json", {"info": corpus.info, **stats})
+    return stats
+
+
+def split_examples(cfg: PretrainConfig, tokenizer, corpus: Corpus) -> tuple[list[dict], list[dict]]:
+    """(training examples, held-out examples); an error that says why when either is empty."""
     train_ex = build_examples(cfg, tokenizer, corpus.train, cfg.train.seed)
     eval_ex = build_examples(cfg, tokenizer, corpus.eval, cfg.corpus.seed + 1)[: cfg.objective.eval_examples]
     if not train_ex or not eval_ex:
@@ -158,48 +182,45 @@ def pretrain(cfg: PretrainConfig) -> tuple[Path, dict]:
                              f"{'training' if not train_ex else 'held-out'} split (too little text; NSP needs "
                              "documents of 2+ sentences, CLM needs more than block_size tokens)")
     say(f"examples: train {len(train_ex)}, held-out {len(eval_ex)} ({cfg.objective.name})")
-    model, new_weights, head_init = build_model(cfg, ref, tokenizer, corpus)
-    if new_weights:
-        say(f"newly initialised: {', '.join(new_weights)}" + (f" ({'; '.join(head_init)})" if head_init else ""))
-    from .. import budget
-    from ..trainer import announce_precision
+    return train_ex, eval_ex
 
-    precision = announce_precision(cfg.train, say)
-    runs.start(run, {"task": "pretrain", "objective": cfg.objective.name, "init": cfg.model.init,
-                     "base_model": cfg.model.name, "base_model_path": ref.path, "corpus": cfg.corpus.source,
-                     "precision": precision})
-    before = {"metrics": evaluate(cfg, model, tokenizer, eval_ex), "fill_mask": probes(cfg, model, tokenizer)}
-    say("before: " + _brief(before["metrics"]))
-    trainer = build_trainer(cfg, run, model, tokenizer, train_ex, eval_ex)
-    budget.maybe_fit(trainer, run, cfg.train, len(train_ex), len(eval_ex), 2 * len(eval_ex), cfg.output.resume, say)
-    resume = last_checkpoint(run) if cfg.output.resume else None
-    if cfg.output.resume:
-        say(f"resuming from {resume}" if resume else "no complete checkpoint yet: starting from step 0")
-    t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - t0
-    model = trainer.model
-    if not runs.is_main_process():  # the main process evaluates and writes the model and report, once
-        return run, {"task": "pretrain", "process": runs.process_rank(), "steps": trainer.state.global_step}
+
+def count_params(model) -> dict:
+    """Trainable and total parameters (every weight trains in pre-training), for the free-space check."""
+    total = sum(p.numel() for p in model.parameters())
+    return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad), "total": total}
+
+
+def run_info(cfg: PretrainConfig, ref, precision: dict) -> dict:
+    return {"objective": cfg.objective.name, "init": cfg.model.init, "base_model": cfg.model.name,
+            "base_model_path": base_path(ref), "base_model_source": ref.source,
+            "corpus": cfg.corpus.source, "precision": precision}
+
+
+def finish_pretrain(ctx: RunContext, corpus: Corpus, stats: dict, examples: dict, before: dict,
+                    eval_ex: list[dict], new_weights: list[str], head_init: list[str]) -> dict:
+    """After training, on the main process: held-out metrics again, the model, report, run.json."""
+    cfg, run, model, tokenizer = ctx.cfg, ctx.run, ctx.model, ctx.tokenizer
     after = {"metrics": evaluate(cfg, model, tokenizer, eval_ex), "fill_mask": probes(cfg, model, tokenizer)}
     say("after:  " + _brief(after["metrics"]))
     (run / "model").mkdir(exist_ok=True)
     model.save_pretrained(run / "model")
     tokenizer.save_pretrained(run / "model")
-    carried = carry_pooler(ref.path, run / "model", model) if cfg.model.init == "continued" else []
+    carried = carry_pooler(ctx.ref.path, run / "model", model) if cfg.model.init == "continued" else []
     if carried:
         say(f"carried over unchanged from the base (for fine-tuning): {', '.join(carried)}")
     report = {"task": "pretrain", "objective": cfg.objective.name, "model": cfg.model.name, "init": cfg.model.init,
               "corpus": corpus.info, "corpus_stats": stats, "newly_initialised": new_weights,
-              "head_init": head_init, "carried_from_base": carried, "masking": vars(masking_spec(cfg)) if cfg.objective.name != "clm" else None,
-              "examples": {"train": len(train_ex), "eval": len(eval_ex)}, "before": before, "after": after,
-              "training": {"steps": trainer.state.global_step, "seconds": round(seconds, 2),
-                           "train_loss": result.training_loss, "learning_rate": cfg.learning_rate(),
-                           "epochs": float(result.metrics.get("epoch", cfg.train.epochs))}}
+              "head_init": head_init, "carried_from_base": carried,
+              "masking": vars(masking_spec(cfg)) if cfg.objective.name != "clm" else None,
+              "examples": examples, "before": before, "after": after,
+              "training": {"steps": ctx.steps, "seconds": round(ctx.seconds, 2),
+                           "train_loss": ctx.result.training_loss, "learning_rate": cfg.learning_rate(),
+                           "epochs": float(ctx.result.metrics.get("epoch", cfg.train.epochs))}}
     write_pretrain_report(run, report)
-    runs.finish(run, {"eval_loss_after": after["metrics"]["loss"]})
+    finish(ctx, {"eval_loss_after": after["metrics"]["loss"]})
     say(f"report: {run / 'report.md'}")
-    return run, report
+    return report
 
 
 def _brief(m: dict) -> str:

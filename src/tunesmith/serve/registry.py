@@ -167,10 +167,10 @@ class Registry:
     def kind_of(self, given: str) -> str:
         """'lora' when the directory holds a classification adapter the shared base can hold (the
         method record's `servable`: LoRA), else 'model' (its own Predictor)."""
-        from ..adapt.registry import REGISTRY
+        from ..adapt.registry import REGISTRY, is_peft
 
         info, model_dir = run_info(self.resolve_path(given))
-        lora = (model_dir / "adapter_config.json").is_file()
+        lora = is_peft(info, model_dir)
         method = REGISTRY.get(info.get("method", "lora"))  # a bare adapter folder: LoRA as before
         servable = method.servable if method else False
         return "lora" if lora and servable and info.get("task", "classification") == "classification" else "model"

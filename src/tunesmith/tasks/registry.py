@@ -45,7 +45,7 @@ class Task:
     pipeline_tag: str  # the model card's (and the hub's) pipeline tag
     peft_task: str | None = None  # peft TaskType name; None: no peft fine-tuning of this task
     finetune: str | None = None  # "module:function(cfg, run) -> report"; None: `tunesmith pretrain` trains it
-    evaluate: str | None = None  # "module:function(args, info) -> exit code" for `tunesmith evaluate`
+    evaluate: str | None = None  # "module:function(EvalRequest, info) -> exit code" (evaluate/run_eval.py)
     record_key: str | None = None  # key of `tunesmith predict`'s JSON line (None: the answer is the dict)
     endpoint: str | None = None  # the server's endpoint (POST /<endpoint>)
     batched_endpoint: bool = False  # served by the micro-batcher's own route (multi-adapter), not the generic one
@@ -95,15 +95,15 @@ def _records() -> None:
     register(Task("classification", "AutoModelForSequenceClassification", ("ForSequenceClassification",),
                   "classify", "text-classification", peft_task="SEQ_CLS",
                   finetune="tunesmith.tasks.classification:finetune_classification",
-                  evaluate="tunesmith.commands.evaluate:evaluate_classification",
+                  evaluate="tunesmith.evaluate.run_eval:evaluate_classification",
                   endpoint="classify", batched_endpoint=True, aliases=("text-classification",), labelled=True))
     register(Task("token-classification", "AutoModelForTokenClassification", ("ForTokenClassification",),
                   "entities", "token-classification", peft_task="TOKEN_CLS",
-                  finetune="tunesmith.tasks.ner:finetune_ner", evaluate="tunesmith.commands.evaluate:evaluate_ner",
+                  finetune="tunesmith.tasks.ner:finetune_ner", evaluate="tunesmith.evaluate.run_eval:evaluate_ner",
                   record_key="entities", endpoint="ner", aliases=("ner",), labelled=True))
     register(Task("generation", "AutoModelForCausalLM", ("ForCausalLM", "LMHeadModel"), "generate", "text-generation",
                   peft_task="CAUSAL_LM", finetune="tunesmith.tasks.generation:finetune_generation",
-                  evaluate="tunesmith.commands.evaluate:evaluate_generation", record_key="generated",
+                  evaluate="tunesmith.evaluate.run_eval:evaluate_generation", record_key="generated",
                   endpoint="generate", aliases=("clm", "text-generation")))
     register(Task("fill-mask", "AutoModelForMaskedLM", ("ForMaskedLM",), "fill_mask", "fill-mask",
                   record_key="predictions", endpoint="fill-mask", aliases=("mlm",)))

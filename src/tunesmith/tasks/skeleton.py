@@ -1,14 +1,16 @@
 """The fine-tuning skeleton every task pipeline shares, and the run context that carries a run's
 state through it (instead of 11-14 positional arguments).
 
-    prepare the run (finetune.py) -> [task: data, tokenizer, model, method, trainer]
+    prepare the run (finetune.py; pretrain/pipeline.py) -> [task: data, tokenizer, model, method,
+    trainer]
     -> start (run.json, kept in memory) -> free-space check -> resume (trims the metrics log
     past the checkpoint) -> train -> main-process guard -> [task: save, evaluate the held-out
     split, report] -> finish
 
 The task code supplies only what differs: reading its data, its trainer and its evaluation and
 report. Every task gets the shared steps, so they cannot drift apart again (NER and generation
-once lacked metric trimming on resume, the free-space check and the main-process guard).
+once lacked metric trimming on resume, the free-space check and the main-process guard; so did
+pre-training, which runs on the same skeleton with its objective, collator, metrics and report).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any
 
 from .. import runs
 from ..config import FinetuneConfig
+from ..pretrain.config import PretrainConfig
 
 
 def say(msg: str) -> None:
@@ -28,9 +31,9 @@ def say(msg: str) -> None:
 
 @dataclass
 class RunContext:
-    """One fine-tuning run's state, filled in as the skeleton goes."""
+    """One fine-tuning (or pre-training) run's state, filled in as the skeleton goes."""
 
-    cfg: FinetuneConfig
+    cfg: FinetuneConfig | PretrainConfig
     run: Path
     ref: Any = None  # models.ModelRef of the base model
     task: str = ""
@@ -68,14 +71,17 @@ def held_out_name(splits: dict) -> str | None:
 def checkpoint_bytes(model, params: dict, save_total_limit: int) -> int:
     """Rough disk need: kept checkpoints (+1 being written, +1 best) of weights and AdamW state,
     plus the final model; adapters (peft) save only their trainable weights."""
-    weights = 4 * (params["trainable"] if hasattr(model, "peft_config") else params["total"])
+    from ..adapt.registry import is_peft_model
+
+    weights = 4 * (params["trainable"] if is_peft_model(model) else params["total"])
     per_checkpoint = weights + 8 * params["trainable"]
     return (max(save_total_limit or 1, 1) + 2) * per_checkpoint + 2 * 4 * params["total"]
 
 
 def start(ctx: RunContext, info: dict) -> None:
     """run.json (status running) and the free-space check, once the model is built."""
-    ctx.info = runs.start(ctx.run, {"task": ctx.task, "method": ctx.cfg.method.name, **info})
+    method = getattr(ctx.cfg, "method", None)  # pre-training has no adaptation method
+    ctx.info = runs.start(ctx.run, {"task": ctx.task, **({"method": method.name} if method else {}), **info})
     runs.check_free_space(ctx.run, checkpoint_bytes(ctx.model, ctx.params, ctx.cfg.train.save_total_limit))
 
 

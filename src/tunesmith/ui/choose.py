@@ -35,7 +35,9 @@ def form_schema() -> list[dict]:
         elif key == "train.precision":
             item["choices"] = ["auto", "fp32", "bf16", "fp16"]
         elif key == "model.task":
-            item["choices"] = ["classification", "token-classification", "generation"]
+            from ..tasks.registry import finetunable
+
+            item["choices"] = list(finetunable())  # the task records
         out.append(item)
     return out
 
