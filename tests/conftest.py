@@ -122,13 +122,17 @@ def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-@pytest.fixture
-def sentiment_csv(tmp_path) -> Path:
+def write_csv(path: Path, rows: list[dict], fields=("text", "label")) -> Path:
+    """rows as a CSV file with a header (the tests' labelled data)."""
     import csv
 
-    path = tmp_path / "reviews.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["text", "label"])
+        w = csv.DictWriter(f, fieldnames=list(fields))
         w.writeheader()
-        w.writerows(sentiment_rows(120))
+        w.writerows(rows)
     return path
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path) -> Path:
+    return write_csv(tmp_path / "reviews.csv", sentiment_rows(120))

@@ -1,6 +1,5 @@
 """Knowledge distillation: the loss, the teacher-logit cache, and a whole `tunesmith distill` run on
 tiny random models (teacher and student are tiny BERTs; the teacher is trained first)."""
-import csv
 import json
 
 import pytest
@@ -10,6 +9,7 @@ import torch.nn.functional as F
 from tunesmith.cli import main
 from tunesmith.distill import align, kd_loss
 from tunesmith.errors import TunesmithError
+from conftest import write_csv
 
 
 def test_alpha_zero_is_plain_cross_entropy():
@@ -43,21 +43,13 @@ def test_teacher_columns_are_aligned_by_label_name():
         align(["pos", "neg"], ["neg", "neutral"], "t")
 
 
-def _write(path, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["text", "label"])
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     from conftest import make_tiny_bert, sentiment_rows
 
     root = tmp_path_factory.mktemp("distill")
     model = make_tiny_bert(root / "tiny")
-    data = _write(root / "reviews.csv", sentiment_rows(120))
+    data = write_csv(root / "reviews.csv", sentiment_rows(120))
     run = root / "teacher"
     assert main(["finetune", "--model", str(model), "--data", str(data), "--output", str(run), "--epochs", "4",
                  "--batch-size", "16", "--lr", "5e-3", "--train.eval_every=8"]) == 0

@@ -1,12 +1,12 @@
 """Checks that need no data or weights run before anything is loaded or written, and a run that
 fails before training leaves no directory in the way of the corrected rerun."""
-import csv
 
 import pytest
 
 from tunesmith.config import FinetuneConfig
 from tunesmith.errors import TunesmithError
 from tunesmith.finetune import finetune
+from conftest import write_csv
 
 
 def config(model, data, out, **method) -> FinetuneConfig:
@@ -16,14 +16,6 @@ def config(model, data, out, **method) -> FinetuneConfig:
     for k, v in method.items():
         setattr(cfg.method, k, v)
     return cfg
-
-
-def write_rows(path, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["text", "label"])
-        w.writeheader()
-        w.writerows(rows)
-    return path
 
 
 @pytest.fixture
@@ -65,11 +57,11 @@ def test_a_run_failing_on_its_data_leaves_no_directory(tmp_path, tiny_bert):
     from conftest import sentiment_rows
 
     out = tmp_path / "run"
-    bad = write_rows(tmp_path / "bad.csv", [{"text": r["text"], "label": "positive"} for r in sentiment_rows(40)])
+    bad = write_csv(tmp_path / "bad.csv", [{"text": r["text"], "label": "positive"} for r in sentiment_rows(40)])
     with pytest.raises(TunesmithError, match="single class"):
         finetune(config(tiny_bert, bad, out))
     assert not out.exists()  # the corrected rerun needs no --output.overwrite
-    good = write_rows(tmp_path / "good.csv", sentiment_rows(40))
+    good = write_csv(tmp_path / "good.csv", sentiment_rows(40))
     run, report = finetune(config(tiny_bert, good, out))
     assert run == out and report["training"]["steps"] == 2
 

@@ -3,7 +3,6 @@
 The job tests start the real CLI in a child process, as the UI does: one fine-tuning run that is
 cancelled after its first checkpoint and resumed, reused by the report / try / serve tests.
 """
-import csv
 import json
 import os
 import re
@@ -13,20 +12,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import make_tiny_bert, sentiment_rows
+from conftest import make_tiny_bert, sentiment_rows, write_csv
 from tunesmith.ui.app import UIConfig, create_app
 
 H = {"X-Tunesmith-UI": "1"}
 UI = Path(__file__).resolve().parents[1] / "src" / "tunesmith" / "ui"
 WAIT_S = 600  # a loaded 2-core machine starts a CLI process in ~10-60 s
-
-
-def write_csv(path: Path, rows: list[dict], fields=("text", "label")) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(fields))
-        w.writeheader()
-        w.writerows(rows)
-    return path
 
 
 @pytest.fixture

@@ -37,7 +37,8 @@ def _mask(model, hidden: torch.Tensor, attention: torch.Tensor):
 def top_forward(model, k: int, hidden: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
     """Run the top k encoder layers on the states that enter them: (batch, seq, hidden)."""
     mask = _mask(model, hidden, attention)
-    for layer in encoder_layers(model)[len(encoder_layers(model)) - k:]:
+    layers = encoder_layers(model)
+    for layer in layers[len(layers) - k:]:
         out = layer(hidden, mask)
         hidden = out[0] if isinstance(out, tuple) else out
     return hidden
@@ -74,7 +75,8 @@ def trainable(model, k: int) -> tuple[list, list]:
     """(top-layer params, head params); everything else is frozen (the tied decoder included)."""
     for p in model.parameters():
         p.requires_grad = False
-    layers = [p for layer in encoder_layers(model)[len(encoder_layers(model)) - k:] for p in layer.parameters()]
+    top = encoder_layers(model)
+    layers = [p for layer in top[len(top) - k:] for p in layer.parameters()]
     head = [p for n, p in head_module(model).predictions.named_parameters()
             if n.startswith(HEAD_PARAMS) and not n.startswith("decoder.weight")]
     for p in layers + head:
