@@ -37,6 +37,9 @@ def add_arguments(p) -> None:
     p.add_argument("--to-accuracy", type=float, help="also time (b) and (c) to this validation accuracy (one epoch)")
     p.add_argument("--eval-every", type=int, default=33, help="--to-accuracy: evaluate every N steps (both arms)")
     p.add_argument("--accuracy-train", type=int, help="--to-accuracy: use only the first N training examples")
+    p.add_argument("--seeds", default="42", help="--to-accuracy: seeds to repeat (b) and (c) with, comma-separated "
+                                                 "(e.g. 42,43,44): the final accuracies' spread says whether a "
+                                                 "difference between the arms is more than run-to-run noise")
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
 
 
@@ -79,13 +82,13 @@ class Clock:
         return float(d.mean()) if len(d) else float("nan")
 
 
-def trainer_args(out: str, batch: int, steps: int, lr: float, **kw):
+def trainer_args(out: str, batch: int, steps: int, lr: float, seed: int = 42, **kw):
     import torch
     from transformers import TrainingArguments
 
     given = dict(output_dir=out, per_device_train_batch_size=batch, max_steps=steps, learning_rate=lr,
                  save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
-                 logging_steps=10**6, seed=42, data_seed=42, use_cpu=not torch.cuda.is_available())
+                 logging_steps=10**6, seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available())
     return TrainingArguments(**{**given, **kw})
 
 
@@ -98,7 +101,8 @@ def hf_trainer(model, tok, train_ds, args, padded: bool):
 
 
 def ours_trainer(model, tok, train_ds, val_ds, labels, steps: int, lr: float, batch: int, precision: str,
-                 lean: bool, method: str, out: str, eval_every: int | None = None, compile_: bool = False):
+                 lean: bool, method: str, out: str, eval_every: int | None = None, compile_: bool = False,
+                 seed: int = 42):
     """`finetune`'s own trainer (tasks/classification.build_trainer) on these datasets."""
     from .. import lean_train
     from ..config import FinetuneConfig
@@ -107,7 +111,7 @@ def ours_trainer(model, tok, train_ds, val_ds, labels, steps: int, lr: float, ba
     cfg = FinetuneConfig()
     cfg.method.name, cfg.train.learning_rate, cfg.train.batch_size = method, lr, batch
     cfg.train.max_steps, cfg.train.precision, cfg.train.lean = steps, precision, lean
-    cfg.train.eval_every = eval_every
+    cfg.train.eval_every, cfg.train.seed = eval_every, seed
     if lean:
         ok, why = lean_train.install(model)
         assert ok, why
@@ -219,7 +223,7 @@ def run(args) -> int:
             peaks["bf16"] = gemm_peak(torch.bfloat16)
         table = report(best, batches, base, mean_tokens, peaks, args)
         print(table, flush=True)
-        if args.to_accuracy:
+        if args.to_accuracy is not None:
             more = to_accuracy(base, tok, data, args, tmp)
             print("\n" + more)
             table += "\n\n" + more
@@ -265,15 +269,50 @@ def precision_note() -> str:
 
 def to_accuracy(base, tok, data, args, tmp: str) -> str:
     """(b) and (c) for one epoch on the whole training split, same lr, seed and cadence: the wall
-    time (training + evaluations) to first reach validation accuracy args.to_accuracy."""
+    time (training + evaluations) to first reach validation accuracy args.to_accuracy; with several
+    --seeds, each seed for both arms, then the mean and spread of the final accuracies."""
     import numpy as np
-    import torch
-    from transformers import TrainerCallback
 
     train = encode(tok, data.splits["train"][: args.accuracy_train], data.label2id, args.max_length)
     val = encode(tok, data.splits["validation"], data.label2id, args.max_length)
     steps = int(np.ceil(len(train) / 32))
-    results = {}
+    seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
+    results = {(arm, seed): one_epoch(arm, seed, base, tok, data, train, val, steps, args, tmp)
+               for seed in seeds for arm in ("b", "c")}
+    lines = [f"time to validation accuracy {args.to_accuracy} ({len(train)} training examples, 1 epoch = {steps} "
+             f"steps of 32, lr {args.lr}, warm-up 10%, weight decay 0.01, seed{'s' if len(seeds) > 1 else ''} "
+             f"{', '.join(map(str, seeds))}, evaluation every {args.eval_every} steps on {len(val)} validation "
+             "examples; wall time includes evaluations):", "",
+             "| arm | seed | first reached at step | wall s | whole epoch s | final val accuracy |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for (arm, seed), r in results.items():
+        hit = r["hit"]
+        reached = f"{hit[0]} | {hit[1]:.1f}" if hit else "never | -"
+        lines.append(f"| {NAMES[arm]} | {seed} | {reached} | {r['total']:.1f} | {r['final']:.4f} |")
+    ratios = [results[("c", s)]["hit"][1] / results[("b", s)]["hit"][1] for s in seeds
+              if results[("b", s)]["hit"] and results[("c", s)]["hit"]]
+    lines.append("")
+    if ratios:
+        lines.append(f"(c) reached {args.to_accuracy} in {np.mean(ratios):.2f}x the wall time of (b)"
+                     + (f" (per seed: {', '.join(f'{x:.2f}' for x in ratios)}; {len(ratios)} of {len(seeds)} "
+                        "seeds where both reached it)" if len(seeds) > 1 else ""))
+    finals = {arm: [results[(arm, s)]["final"] for s in seeds] for arm in ("b", "c")}
+    if len(seeds) > 1:
+        for arm, f in finals.items():
+            lines.append(f"final val accuracy ({arm}): mean {np.mean(f):.4f}, sd {np.std(f, ddof=1):.4f} over "
+                         f"{len(f)} seeds")
+    gap = 100 * (np.mean(finals["c"]) - np.mean(finals["b"]))
+    lines.append(f"final val accuracy (c) - (b): {gap:+.2f} points" + (" (means)" if len(seeds) > 1 else ""))
+    for (arm, seed), r in results.items():
+        lines.append(f"{arm} seed {seed} curve (step, s, val acc): {r['curve']}")
+    return "\n".join(lines)
+
+
+def one_epoch(arm: str, seed: int, base, tok, data, train, val, steps: int, args, tmp: str) -> dict:
+    """One arm, one seed, one epoch with evaluations: when it first reached args.to_accuracy."""
+    import numpy as np
+    import torch
+    from transformers import TrainerCallback
 
     class Watch(TrainerCallback):
         def __init__(self):
@@ -291,38 +330,22 @@ def to_accuracy(base, tok, data, args, tmp: str) -> str:
     def accuracy(pred):
         return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())}
 
-    for arm in ("b", "c"):
-        torch.manual_seed(42)
-        model = copy.deepcopy(base)
-        watch = Watch()
-        if arm == "b":
-            from transformers import DataCollatorWithPadding, Trainer
+    torch.manual_seed(seed)
+    model = copy.deepcopy(base)
+    watch = Watch()
+    if arm == "b":
+        from transformers import DataCollatorWithPadding, Trainer
 
-            targs = trainer_args(f"{tmp}/tb", 32, steps, args.lr, train_sampling_strategy="group_by_length",
-                                 eval_strategy="steps", eval_steps=args.eval_every, per_device_eval_batch_size=128,
-                                 warmup_steps=0.1, weight_decay=0.01)
-            tr = Trainer(model=model, args=targs, train_dataset=train, eval_dataset=val,
-                         data_collator=DataCollatorWithPadding(tok), processing_class=tok, compute_metrics=accuracy)
-        else:
-            tr = ours_trainer(model, tok, train, val, data.labels, steps, args.lr, 32, "auto", True, "full",
-                              f"{tmp}/tc", eval_every=args.eval_every)  # its metrics: accuracy, P/R/F1
-        tr.add_callback(watch)
-        t0 = time.perf_counter()
-        tr.train()
-        results[arm] = {"hit": watch.hit, "total": time.perf_counter() - t0, "curve": watch.curve,
-                        "final": watch.curve[-1][2] if watch.curve else None}
-    lines = [f"time to validation accuracy {args.to_accuracy} ({len(train)} training examples, 1 epoch = {steps} "
-             f"steps of 32, lr {args.lr}, warm-up 10%, weight decay 0.01, seed 42, evaluation every "
-             f"{args.eval_every} steps on {len(val)} validation examples; wall time includes evaluations):", "",
-             "| arm | first reached at step | wall s | whole epoch s | final val accuracy |", "|---|---:|---:|---:|---:|"]
-    for arm, r in results.items():
-        hit = r["hit"]
-        lines.append(f"| {NAMES[arm]} | {hit[0] if hit else 'never'} | {hit[1]:.1f} |" if hit else
-                     f"| {NAMES[arm]} | never | - |")
-        lines[-1] += f" {r['total']:.1f} | {r['final']:.4f} |"
-    b, c = results["b"]["hit"], results["c"]["hit"]
-    if b and c:
-        lines.append(f"\n(c) reached {args.to_accuracy} in {c[1] / b[1]:.2f}x the wall time of (b)")
-    for arm, r in results.items():
-        lines.append(f"{arm} curve (step, s, val acc): {r['curve']}")
-    return "\n".join(lines)
+        targs = trainer_args(f"{tmp}/tb", 32, steps, args.lr, seed=seed, train_sampling_strategy="group_by_length",
+                             eval_strategy="steps", eval_steps=args.eval_every, per_device_eval_batch_size=128,
+                             warmup_steps=0.1, weight_decay=0.01)
+        tr = Trainer(model=model, args=targs, train_dataset=train, eval_dataset=val,
+                     data_collator=DataCollatorWithPadding(tok), processing_class=tok, compute_metrics=accuracy)
+    else:
+        tr = ours_trainer(model, tok, train, val, data.labels, steps, args.lr, 32, "auto", True, "full",
+                          f"{tmp}/tc", eval_every=args.eval_every, seed=seed)  # its metrics: accuracy, P/R/F1
+    tr.add_callback(watch)
+    t0 = time.perf_counter()
+    tr.train()
+    return {"hit": watch.hit, "total": time.perf_counter() - t0, "curve": watch.curve,
+            "final": watch.curve[-1][2] if watch.curve else float("nan")}
