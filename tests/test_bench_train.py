@@ -13,7 +13,8 @@ def test_bench_train_arms_and_seeded_time_to_accuracy(tmp_path, tiny_bert, senti
     out = capsys.readouterr().out
     arms = [line for line in out.splitlines() if line.startswith("| (")]
     assert any(a.startswith("| (b) Trainer best practice") and "| 1.00 |" in a for a in arms)
-    assert any(a.startswith("| (c) tunesmith fp32") for a in arms)
+    assert any(a.startswith("| (c) tunesmith fp32 | fp32 |") for a in arms)
+    assert all(a.count("|") == 10 for a in arms if "samples" not in a and a.split("|")[2].strip() in ("fp32", "bf16"))
     per_seed = [a for a in arms if a.count("|") == 7]
     assert sorted((a.split("|")[1].strip()[:3], a.split("|")[2].strip()) for a in per_seed) == \
         [("(b)", "1"), ("(b)", "2"), ("(c)", "1"), ("(c)", "2")]

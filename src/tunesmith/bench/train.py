@@ -219,7 +219,7 @@ def run(args) -> int:
                 best[a] = min(best.get(a, float("inf")), sps)
                 print(f"  round {r + 1} {a}: {batches[a] / sps:.1f} samples/s", flush=True)
         peaks = {"fp32": gemm_peak(torch.float32)}
-        if any("bf16" in a for a in arms):
+        if any(arm_precision(a) == "bf16" for a in arms):
             peaks["bf16"] = gemm_peak(torch.bfloat16)
         table = report(best, batches, base, mean_tokens, peaks, args)
         print(table, flush=True)
@@ -246,18 +246,31 @@ def report(best: dict, batches: dict, model, mean_tokens: float, peaks: dict, ar
              f"{args.samples} examples per round ((a): {args.a_samples}), mean {mean_tokens:.1f} real tokens; "
              f"large-matmul peaks GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) +
              ". GFLOP/s = useful training FLOPs on the real tokens (3x the forward; LoRA 2x) / time.", "",
-             "| arm | samples/s | real tokens/s | x (a) | x (b) | GFLOP/s | % of fp32 peak |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| arm | precision | samples/s | real tokens/s | x (a) | x (b) | GFLOP/s | % of fp32 peak | "
+             "% of its precision's peak |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for a, v in sps.items():
         g = train_flops(model, mean_tokens, a.endswith("-lora")) * v / 1e9
         ra = f"{v / sps['a']:.2f}" if "a" in sps else "-"
         b_ref = sps.get("b-lora" if a.endswith("-lora") else "b")
         rb = f"{v / b_ref:.2f}" if b_ref else "-"
-        lines.append(f"| {NAMES.get(a, a)} | {v:.1f} | {v * mean_tokens:.0f} | {ra} | {rb} | {g:.1f} | "
-                     f"{100 * g / peaks['fp32']:.0f} |")
+        prec = arm_precision(a)
+        own = f"{100 * g / peaks[prec]:.0f}" if prec in peaks else "-"
+        lines.append(f"| {NAMES.get(a, a)} | {prec} | {v:.1f} | {v * mean_tokens:.0f} | {ra} | {rb} | {g:.1f} | "
+                     f"{100 * g / peaks['fp32']:.0f} | {own} |")
     lines.append("")
     lines.append("x (b) of LoRA arms is against (b)'s LoRA; precision of (c): " + precision_note())
     return "\n".join(lines)
+
+
+def arm_precision(arm: str) -> str:
+    """The precision an arm trains in: (a), (b) and c-fp32 fp32, b-bf16/c-bf16 bf16, (c) what auto picks."""
+    if arm in ("b-bf16", "c-bf16"):
+        return "bf16"
+    if arm.startswith("c") and arm != "c-fp32":
+        from ..trainer import resolve_precision
+        return resolve_precision("auto")["precision"]
+    return "fp32"
 
 
 def precision_note() -> str:
