@@ -35,11 +35,21 @@ def layer_index(name: str, n_layers: int) -> int:
 
 
 class EpochSeededLengthSampler(LengthGroupedSampler):
-    """Length-grouped order drawn from a generator seeded by (seed, epoch).
+    """Length-grouped batches in a random order, drawn from a generator seeded by (seed, epoch).
 
-    The stock sampler draws from the global RNG, whose state differs after a resume, so a resumed
-    run saw another order (measured: losses diverged from the first step after the resume). The
-    mega-batches span every process's batch, so N processes see the order one process sees."""
+    The stock sampler sorts each mega-batch (up to 50 batches) by length and hands its batches
+    out longest first, so a run sees long, then ever shorter batches in a row. Where length goes
+    with the label (spam is longer than ham) those runs are runs of one class: measured on
+    sms-spam at the compare budget (2,000 examples, 1 epoch), LoRA at 1e-3, 3e-3 and 1e-2, DoRA,
+    p-tuning and adapters never left the majority class (test 0.868), and LoRA reached 0.979
+    once the same batches came in a random order (0.992 with no length grouping at all). So the
+    batches stay what they were (same members, same padding), and only their order is shuffled;
+    the batch with the longest text stays first, so running out of memory happens at once.
+
+    The stock sampler also draws from the global RNG, whose state differs after a resume, so a
+    resumed run saw another order (measured: losses diverged from the first step after the
+    resume). The mega-batches span every process's batch, so N processes see the order one
+    process sees."""
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, world_size: int = 1):
         super().__init__(batch_size * world_size, lengths=lengths)
@@ -49,8 +59,21 @@ class EpochSeededLengthSampler(LengthGroupedSampler):
         self.epoch = epoch
 
     def __iter__(self):
-        self.generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return super().__iter__()
+        return iter(shuffled_length_batches(self.lengths, self.batch_size, self.seed * 100_003 + self.epoch))
+
+
+def shuffled_length_batches(lengths: list[int], batch_size: int, seed: int) -> list[int]:
+    """Indices in batches of similar length (transformers' mega-batch grouping), the batches in a
+    random order but for the first (it holds the longest text) and a short last one (the data
+    loader cuts this stream every batch_size indices, so a short batch stays at the end)."""
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    g = torch.Generator().manual_seed(seed)
+    idx = get_length_grouped_indices(lengths, batch_size, generator=g)
+    full = len(idx) // batch_size
+    batches = [idx[i * batch_size:(i + 1) * batch_size] for i in range(full)]
+    middle = [batches[k] for k in (torch.randperm(max(full - 1, 0), generator=g) + 1).tolist()]
+    return [i for b in batches[:1] + middle for i in b] + idx[full * batch_size:]
 
 
 class TunesmithTrainer(Trainer):
