@@ -204,6 +204,9 @@ class MethodConfig:
     prefix_hidden_size: int | None = opt(None, "prefix: hidden size of that MLP (default: the model's hidden size)")
     adapter_type: str = opt("houlsby", "adapter: houlsby (after attention and feed-forward, LayerNorms train) "
                             "| pfeiffer (after feed-forward only)")
+    head_pooling: str = opt("mean", "head: what a BERT classifier's head reads: mean (the mean of the token states, "
+                            "through an appended fixed layer plain transformers loads; how sentence encoders such as "
+                            "minilm were trained) | cls ([CLS]); other architectures read [CLS]")
     adapter_size: int = opt(64, "adapter: bottleneck size (64 on BERT-base: 2.17 percent of its weights)")
 
     def __post_init__(self) -> None:
@@ -213,6 +216,8 @@ class MethodConfig:
             raise ValueError("lora_dropout must be in [0, 1)")
         if self.num_virtual_tokens < 1:
             raise ValueError("num_virtual_tokens must be >= 1")
+        if self.head_pooling not in ("mean", "cls"):
+            raise ValueError("head_pooling must be mean or cls")
         if self.adapter_type not in ("houlsby", "pfeiffer"):
             raise ValueError("adapter_type must be houlsby or pfeiffer")
         if self.adapter_size < 1 or (self.prefix_hidden_size is not None and self.prefix_hidden_size < 1):

@@ -27,13 +27,39 @@ def full(model, cfg: MethodConfig, task: str):
     return model
 
 
+def pooler_name(model) -> str | None:
+    """The backbone's pooler (BERT: dense + tanh on [CLS], which only its classification head
+    reads), as a parameter-name prefix; None when there is none."""
+    prefix = getattr(model, "base_model_prefix", "")
+    base = getattr(model, prefix, None) if prefix else None
+    pooler = getattr(base, "pooler", None) if base is not None else None
+    return f"{prefix}.pooler" if pooler is not None and any(True for _ in pooler.parameters()) else None
+
+
+def head_trainable_prefixes(model) -> list[str]:
+    """What `head` trains: the task head and, for BERT, the pooler feeding it."""
+    pooler = pooler_name(model)
+    return head_module_names(model) + ([pooler] if pooler else [])
+
+
 def head(model, cfg: MethodConfig, task: str):
-    """Frozen backbone (features), only the task head trains."""
+    """Frozen backbone (features), only the task head (and BERT's pooler) trains. With
+    head_pooling=mean (the default) a BERT classifier first gets the fixed mean-pooling layer of
+    adapt/pooling.py: the head reads the mean of the token states instead of [CLS]."""
     heads = head_module_names(model)
     if not heads:
         raise TunesmithError("method 'head' needs a task head, but this model has none outside its backbone")
+    if cfg.head_pooling == "mean" and task == "classification":
+        from . import pooling
+
+        why = pooling.problem(model)
+        if why is None:
+            pooling.append_mean_pooling(model)
+        else:
+            print(f"head: reading [CLS], no mean pooling ({why})", flush=True)
+    trains = tuple(head_trainable_prefixes(model))
     for name, p in model.named_parameters():
-        p.requires_grad = name.split(".")[0] in heads
+        p.requires_grad = any(name == t or name.startswith(t + ".") for t in trains)
     return model
 
 

@@ -47,6 +47,7 @@ class Method:
     task_lr: tuple[tuple[str, float], ...] = ()  # (task, lr) where a task keeps another default
     servable: bool = False  # the multi-adapter server can hold it on a shared base
     backbone_trains: bool = False  # every backbone weight trains (full)
+    added_trains: bool = True  # what `count` says it adds trains (head: a fixed pooling layer does not)
     trains_layer_norms: Callable | None = None  # (MethodConfig) -> bool: LayerNorms train too
     shim: bool = False  # needs prefix.expose_past_key_values on the base before peft sees it
     prepare: Callable | None = None  # (FinetuneConfig, model config) -> None: adjust the config first
@@ -278,8 +279,9 @@ def _records() -> None:
     register(Method("lora", m.lora, 3e-3, "low-rank adapters on attention (peft); backbone frozen; head trains",
                     _formula("lora"), mergeable=True, servable=True, ladder=1,
                     task_lr=(("generation", 3e-4), ("token-classification", 1e-2))))
-    register(Method("head", m.head, 1e-1, "backbone frozen as a feature extractor; only the task head trains",
-                    _formula("head"), artifact=WHOLE, ladder=3))
+    register(Method("head", m.head, 1e-3, "backbone frozen as a feature extractor; only the task head (and BERT's "
+                    "pooler, reading the mean of the token states) trains",
+                    _formula("head"), artifact=WHOLE, ladder=3, added_trains=False))
     register(Method("dora", m.dora, 3e-3, "LoRA with a learned magnitude per output feature (peft use_dora); "
                     "head trains", _formula("dora"), mergeable=True, task_lr=(("generation", 3e-4),)))
     register(Method("ia3", m.ia3, 3e-2, "learned scaling vectors on keys, values, feed-forward (peft); head trains",

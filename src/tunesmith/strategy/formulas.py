@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..adapt.methods import default_targets, head_module_names
+from ..adapt.methods import default_targets, head_module_names, pooler_name
 from ..errors import TunesmithError
 
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -161,7 +161,21 @@ def count_full(model, config, cfg) -> tuple[int, int, list[str], int]:
 
 
 def count_head(model, config, cfg) -> tuple[int, int, list[str], int]:
-    return 0, 0, [f"task head only: {head_params(model):,}"], 0
+    """(frozen mean-pooling layer, pooler, lines, 0): the record says its added layer does not train."""
+    lines = [f"task head only: {head_params(model):,}"]
+    pooler = pooler_name(model)
+    extra = unique_params(model.get_submodule(pooler)) if pooler else 0
+    if pooler:
+        lines.append(f"+ the pooler feeding it ({pooler}): {extra:,}")
+    added = 0
+    if cfg.head_pooling == "mean":
+        from ..adapt import pooling
+
+        if pooling.problem(model) is None:
+            added = unique_params(model.base_model.encoder.layer[-1])
+            lines.append(f"reads the mean of the token states through one appended fixed layer "
+                         f"(adapt/pooling.py): {added:,} frozen weights, not trained")
+    return added, extra, lines, 0
 
 
 def count_lora(model, config, cfg, dora: bool = False) -> tuple[int, int, list[str], int]:
@@ -223,7 +237,7 @@ def count_method(config, method: str, num_labels: int = 2, r: int = 8, targets: 
     if record.backbone_trains:
         trainable = base
     else:
-        trainable = n + extra + head
+        trainable = (n if record.added_trains else 0) + extra + head
     return MethodCount(method, base, n, head, trainable, lines, adapted_weights=weights,
                        whole=record.artifact == "whole", extra_trainable=extra)
 
