@@ -174,3 +174,17 @@ def test_bench_record_writes_the_check_for_an_existing_run(tmp_path, tiny_bert, 
     assert check["texts"] == 40 and check["default_ok"]
     assert "int8-row-compile cleared for --fast auto" in out
     assert "for streamed files of 100,000+ texts: int8-row-compile -> " in out
+
+
+def test_the_int8_check_is_skipped_on_a_cpu_without_vnni(monkeypatch):
+    """Without VNNI/AMX the int8 GEMM is a slow fallback that auto never picks: finetune's check of
+    it must not run (it took over ten minutes per run on an AVX2-only CPU)."""
+    from tunesmith.infer import fast_check
+
+    def no_predictor(*a, **k):
+        raise AssertionError("the int8 path was built")
+
+    monkeypatch.setattr(int8_lean, "vnni", lambda: False)
+    monkeypatch.setattr(fast_check, "Predictor", no_predictor)
+    out = fast_check.check_paths(None, None, ["a"] * 500, [0] * 500, [0] * 500, 32)
+    assert out["int8-row-compile"]["default_ok"] is False and "VNNI" in out["int8-row-compile"]["why"]
