@@ -279,7 +279,7 @@ def _records() -> None:
     register(Method("lora", m.lora, 3e-3, "low-rank adapters on attention (peft); backbone frozen; head trains",
                     _formula("lora"), mergeable=True, servable=True, ladder=1,
                     task_lr=(("generation", 3e-4), ("token-classification", 1e-2))))
-    register(Method("head", m.head, 1e-3, "backbone frozen as a feature extractor; only the task head (and BERT's "
+    register(Method("head", m.head, 1e-2, "backbone frozen as a feature extractor; only the task head (and BERT's "
                     "pooler, reading the mean of the token states) trains",
                     _formula("head"), artifact=WHOLE, ladder=3, added_trains=False))
     register(Method("dora", m.dora, 3e-3, "LoRA with a learned magnitude per output feature (peft use_dora); "
