@@ -244,8 +244,9 @@ def test_accelerator_estimate_arithmetic(monkeypatch):
     e = accelerators.estimate_step(cfg, lora, b, s, "mixed", a100)  # frozen weights: no weight gradients
     assert e.flops == (4 * (lora.total - emb) + 12 * L * s * h) * b * s
     assert e.compute_s == pytest.approx(e.flops / (312e12 * 0.4))
-    e = accelerators.estimate_step(cfg, head, b, s, "fp32", t4)  # forward only
-    assert e.flops == (2 * n + 4 * L * s * h) * b * s
+    e = accelerators.estimate_step(cfg, head, b, s, "fp32", t4)  # forward only, + the mean-pooling layer
+    assert head.adapter == 4 * (h * h + h) + (h * 16 + 16) + (16 * h + h) + 2 * 2 * h  # one more BERT layer
+    assert e.flops == (2 * (head.total - emb) + 4 * (L + 1) * s * h) * b * s
     # the advice says it is an estimate and ignores a probe of this machine
     probe = ProbeResult(9.0, 1.0, 1, "CPU (test)", 3)
     a = recommend(cfg, Situation(samples=1000, memory_bytes=16 * GB, hours=1, accelerator="A100", batch=b, seq=s),

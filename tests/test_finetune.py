@@ -67,7 +67,7 @@ def test_parameter_tables_match_hand_counts(trained):
     head = 32 * 2 + 2  # classifier weight + bias
     lora = 2 * 2 * 8 * (32 + 32)  # 2 layers x (query, value) x r x (d + k)
     assert p["full"]["trainable"] == p["full"]["total"]
-    assert p["head"]["trainable"] == head
+    assert p["head"]["trainable"] == head + 32 * 32 + 32  # + the pooler feeding it (dense 32x32 + bias)
     assert p["lora"]["trainable"] == head + lora
     assert p["lora"]["groups"]["adapter"]["total"] == lora
     assert p["lora"]["total"] == p["full"]["total"] + lora
