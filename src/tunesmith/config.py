@@ -230,8 +230,8 @@ class TrainConfig:
     max_steps: int = opt(-1, "stop after this many optimizer steps (overrides epochs when > 0)")
     batch_size: int = opt(32, "examples per device per step")
     eval_batch_size: int = opt(128, "examples per evaluation batch")
-    learning_rate: float | None = opt(None, "peak learning rate; default per method (`tunesmith methods`): "
-                                      "full 2e-5, lora 3e-4, head 1e-3, prefix 1e-2, adapter 1e-3")
+    learning_rate: float | None = opt(None, "peak learning rate; default per method and task, measured "
+                                      "(`tunesmith methods` lists them; docs/strategy.md the sweep)")
     weight_decay: float = opt(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
     warmup_ratio: float = opt(0.1, "share of steps for the linear warm-up")
     max_grad_norm: float = opt(1.0, "gradient clipping norm (0 turns it off)")

@@ -36,12 +36,6 @@ def pooler_name(model) -> str | None:
     return f"{prefix}.pooler" if pooler is not None and any(True for _ in pooler.parameters()) else None
 
 
-def head_trainable_prefixes(model) -> list[str]:
-    """What `head` trains: the task head and, for BERT, the pooler feeding it."""
-    pooler = pooler_name(model)
-    return head_module_names(model) + ([pooler] if pooler else [])
-
-
 def head(model, cfg: MethodConfig, task: str):
     """Frozen backbone (features), only the task head (and BERT's pooler) trains. With
     head_pooling=mean (the default) a BERT classifier first gets the fixed mean-pooling layer of
@@ -57,7 +51,7 @@ def head(model, cfg: MethodConfig, task: str):
             pooling.append_mean_pooling(model)
         else:
             print(f"head: reading [CLS], no mean pooling ({why})", flush=True)
-    trains = tuple(head_trainable_prefixes(model))
+    trains = tuple(heads + [p for p in [pooler_name(model)] if p])
     for name, p in model.named_parameters():
         p.requires_grad = any(name == t or name.startswith(t + ".") for t in trains)
     return model

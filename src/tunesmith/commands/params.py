@@ -68,7 +68,7 @@ def report(config, name: str, methods: list[str], labels: int = 2, r: int = 8, t
         size = human_bytes(size_bytes(c.artifact_params(), dtype))
         lines.append(f"{m:<10}{c.trainable:>13,}{c.head:>15,}{c.total:>14,}{c.pct:>12.4f}%{size:>15}")
         detail = [f"{m}:"] + [f"  {f}" for f in c.formula]
-        if c.adapter:
+        if c.adapter and REGISTRY[m].added_trains:  # (head's appended layer is frozen: its lines say so)
             also = f" and {c.extra_trainable:,} LayerNorm weights" if c.extra_trainable else ""
             detail.append(f"  {c.adapter:,} {m} parameters = {100.0 * c.adapter / c.total:.4f}% of {c.total:,} "
                           f"(backbone + head + {m}); the head's {c.head:,}{also} train as well "
