@@ -125,3 +125,13 @@ def test_budget_callback_replans_from_measured_steps_and_keeps_the_schedule_endi
     state.global_step += 1
     cb.on_step_end(None, state, control, lr_scheduler=sched)
     assert control.should_training_stop and cb.stopped_at == state.global_step
+
+
+def test_padded_cells_counts_each_batch_at_its_longest():
+    from datasets import Dataset
+
+    from tunesmith.budget import padded_cells
+
+    ds = Dataset.from_dict({"input_ids": [[1] * n for n in (5, 4, 4, 2, 1)]})
+    assert padded_cells(ds, 2) == 2 * 5 + 2 * 4 + 1 * 1
+    assert padded_cells(Dataset.from_dict({"text": ["a"]}), 2) == 0

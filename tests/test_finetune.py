@@ -257,3 +257,29 @@ def test_an_adapter_run_as_a_model_names_a_real_way_out(trained):
         assert "tunesmith export" not in str(e.value)
     finally:
         hidden.rename(merged)
+
+
+def test_validation_batches_run_longest_first_and_score_the_same(trained):
+    """Trainer's validation pass sees the split sorted by length (less padding); same metrics."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from tunesmith.models import load_for_task, resolve
+    from tunesmith.tasks.classification import compute_metrics_fn
+    from tunesmith.trainer import TunesmithTrainer
+
+    from transformers import AutoTokenizer
+
+    model, _ = load_for_task(resolve(str(trained["model"])), "classification", ["a", "b"])
+    tok = AutoTokenizer.from_pretrained(str(trained["model"]))
+    texts = ["good " * (1 + (7 * i) % 13) for i in range(40)]
+    ds = Dataset.from_dict({**tok(texts), "labels": [i % 2 for i in range(40)]})
+    args = TrainingArguments(output_dir="/tmp/x", per_device_eval_batch_size=8, report_to="none", use_cpu=True)
+    kw = dict(model=model, args=args, eval_dataset=ds, data_collator=DataCollatorWithPadding(tok),
+              compute_metrics=compute_metrics_fn(["a", "b"]))
+    ours = TunesmithTrainer(**kw)
+    widths = [b["input_ids"].shape[1] for b in ours.get_eval_dataloader()]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
+    got, stock = ours.evaluate(), Trainer(**kw).evaluate()
+    assert got["eval_accuracy"] == stock["eval_accuracy"] and got["eval_f1"] == stock["eval_f1"]
+    assert abs(got["eval_loss"] - stock["eval_loss"]) < 1e-5

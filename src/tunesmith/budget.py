@@ -117,12 +117,15 @@ def measure_steps(trainer, n: int = 6) -> float:
 
 @torch.no_grad()
 def measure_eval(trainer, n_examples: int) -> float:
-    """Seconds for a validation pass over `n_examples` (from two timed evaluation batches)."""
+    """Seconds for a validation pass over `n_examples`, from two timed evaluation batches.
+
+    The pass runs longest first (trainer.longest_first), so those batches are the widest: the
+    estimate scales their time per padded token to the whole pass's padded tokens."""
     if not n_examples or trainer.eval_dataset is None:
         return 0.0
     model = trainer.model
     model.eval()
-    seen, spent = 0, 0.0
+    seen, cells, spent = 0, 0, 0.0
     loader = trainer.get_eval_dataloader()
     for i, batch in enumerate(loader):
         t = time.perf_counter()
@@ -130,10 +133,24 @@ def measure_eval(trainer, n_examples: int) -> float:
         if i:
             spent += time.perf_counter() - t
             seen += len(batch["input_ids"])
+            cells += batch["input_ids"].numel()
         if i >= 2:
             break
     model.train()
-    return spent / max(seen, 1) * n_examples if seen else 0.0
+    if not seen:
+        return 0.0
+    total = padded_cells(loader.dataset, trainer.args.eval_batch_size)
+    return spent / cells * total * n_examples / len(loader.dataset) if total else spent / seen * n_examples
+
+
+def padded_cells(ds, batch_size: int) -> int:
+    """Tokens a pass over `ds` in order, batches padded to their longest, feeds the model (0: unknown)."""
+    names = getattr(ds, "column_names", None) or []
+    if "input_ids" not in names:
+        return 0
+    lengths = [len(x) for x in ds["input_ids"]]
+    return sum(max(lengths[i:i + batch_size]) * len(lengths[i:i + batch_size])
+               for i in range(0, len(lengths), batch_size))
 
 
 def measure_save(trainer, run: Path) -> float:
