@@ -192,3 +192,36 @@ def test_ner_runs_with_the_new_methods(tmp_path, tiny_bert, method):
                  "--method.num_virtual_tokens=3", "--method.adapter_size=4"]) == 0
     p = Predictor.load(str(run))
     assert p.task == "token-classification" and isinstance(p.predict("Alice visited Paris"), list)
+
+
+def test_prefix_projection_run_keeps_its_best_checkpoint_and_resumes(tmp_path, tiny_bert, sentiment_csv, monkeypatch):
+    """PEFT saves a projected prefix in inference form; Trainer could not load its own best checkpoint
+    back (a shape error at the end of the run, peft issue 2256). Both that and a resume now work."""
+    from safetensors.torch import load_file
+
+    from tunesmith.trainer import TRAINABLE, TunesmithTrainer
+
+    def args(out):
+        return ["finetune", "--model", str(tiny_bert), "--data", str(sentiment_csv), "--method", "prefix",
+                "--method.prefix_projection=true", "--method.num_virtual_tokens=3", "--output", str(out),
+                "--train.max_steps=6", "--train.eval_every=2", "--batch-size", "16", "--seed", "3"]
+
+    assert main(args(tmp_path / "a")) == 0
+    full = json.loads((tmp_path / "a" / "report.json").read_text())
+    best = load_file(str(next((tmp_path / "a" / "checkpoints").glob(f"checkpoint-*/{TRAINABLE}"))))
+    assert any("prompt_encoder" in k and "transform" in k for k in best)  # the MLP, not just its output
+
+    original, calls = TunesmithTrainer.training_step, {"n": 0}
+
+    def crash_at_step_5(self, *a, **kw):  # after checkpoint-4 was written
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(TunesmithTrainer, "training_step", crash_at_step_5)
+    assert main(args(tmp_path / "b")) == 130
+    monkeypatch.setattr(TunesmithTrainer, "training_step", original)
+    assert main(args(tmp_path / "b") + ["--output.resume=true"]) == 0
+    resumed = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert resumed["evaluation"]["test"] == full["evaluation"]["test"]

@@ -76,6 +76,15 @@ def shuffled_length_batches(lengths: list[int], batch_size: int, seed: int) -> l
     return [i for b in batches[:1] + middle for i in b] + idx[full * batch_size:]
 
 
+TRAINABLE = "tunesmith-trainable.safetensors"
+
+
+def prompt_learning(model) -> bool:
+    """A PEFT prompt-learning model (prompt, prefix, p-tuning): its saved adapter is lossy to load."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
 def longest_first(ds):
     """`ds` reordered by the length of its input_ids, longest first (stable); anything else as is."""
     import numpy as np
@@ -137,6 +146,40 @@ class TunesmithTrainer(Trainer):
             return EpochSeededLengthSampler(sampler.lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                             self.args.data_seed or self.args.seed, self.args.world_size)
         return sampler
+
+    # PEFT saves a prompt-learning adapter in its inference form: prefix tuning with
+    # `prefix_projection` keeps only the projected key/value table, not the embedding and MLP
+    # that train (peft issue 2256). Trainer then cannot load its own checkpoint into the model it
+    # is training (load_best_model_at_end and resume both fail with a shape error at the end of
+    # the run). For these methods each checkpoint also holds the trainable tensors as they train,
+    # and the best model / a resumed run loads those: exact, and the artifact PEFT writes is
+    # unchanged (PeftModel.from_pretrained loads it).
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        if prompt_learning(self.model) and self.args.should_save:
+            from safetensors.torch import save_file
+
+            trainable = {n: p.detach().contiguous().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
+            save_file(trainable, str(Path(output_dir or self.args.output_dir) / TRAINABLE))
+
+    def _load_trainable(self, checkpoint: str | None) -> bool:
+        path = Path(checkpoint or "") / TRAINABLE
+        if not (checkpoint and prompt_learning(self.model) and path.is_file()):
+            return False
+        from safetensors.torch import load_file
+
+        result = self.model.load_state_dict(load_file(str(path)), strict=False)
+        if result.unexpected_keys:
+            raise RuntimeError(f"{path}: tensors the model does not have: {result.unexpected_keys[:5]}")
+        return True
+
+    def _load_best_model(self) -> None:
+        if not self._load_trainable(self.state.best_model_checkpoint):
+            super()._load_best_model()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        if not self._load_trainable(resume_from_checkpoint):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
 
     def _save_checkpoint(self, model, trial) -> None:
         # The stock Trainer writes checkpoint-N file by file (and then deletes old ones); a kill
