@@ -31,13 +31,15 @@ def test_textbook_scenarios():
     large = recommend(bert, Situation(samples=100_000, memory_bytes=16 * GB, hours=72))
     assert large.method == "full"
     small = recommend(bert, Situation(samples=500, memory_bytes=8 * GB))
-    # the lr sweep at 2,000 examples (full 0.772 at 1e-4 = adapter 0.772 at 3e-3 > lora 0.763) decides, with
+    # the 3-seed sweep at 2,000 examples (full 0.770 at 1e-4 > lora 0.753 at 3e-3 > ...) decides, with
     # its lr; EDA was measured to cost 1.2 points at 200 examples: not advised
     assert small.method in ("full", "adapter")
     assert small.settings["train.learning_rate"] == {"full": 1e-4, "adapter": 3e-3}[small.method]
     assert small.settings["train.early_stopping_patience"] and "augment.ops" not in small.settings
     multi = recommend(bert, Situation(samples=5_000, memory_bytes=16 * GB, tasks=20, storage_bytes=1 * GB))
-    assert multi.method == "adapter" and not multi.counts["adapter"].whole
+    # 20 tasks in 1 GB: the best measured method that keeps one shared base (LoRA 0.753 > adapter 0.752)
+    assert multi.method == next(s.method for s in multi.ranking.scores if s.method != "full") == "lora"
+    assert not multi.counts["lora"].whole
     assert multi.storage["full"] == 20 * 4 * 109_483_778 and multi.storage["lora"] < 1 * GB
     assert multi.storage["adapter"] <= 1 * GB
 
@@ -284,5 +286,5 @@ def test_model_choice_by_memory_budget_and_evidence():
     small = choose_model(Situation(samples=2_000, memory_bytes=2 * GB), "full")  # mpnet needs ~5 GB
     assert small.choice == "minilm"
     ev = EVIDENCE + (_study({"full": (0.60, 2e-5)}, size=2000, model="mpnet", eid="mpnet-test"),)
-    measured = choose_model(sit, "full", evidence=ev)  # both measured at 2,000: the better one (minilm 0.772)
+    measured = choose_model(sit, "full", evidence=ev)  # both measured at 2,000: the better one (minilm 0.770)
     assert measured.choice == "minilm" and "mpnet-test" in measured.cite.ids

@@ -6,7 +6,7 @@ The rules, in order:
   1. method by data size: where methods were compared within NEAR_FACTOR of the data size, the best
      measured one (and its measured lr); elsewhere hand-set: below TINY_DATA the head only, else
      full fine-tuning (the old hand-set "LoRA below 2,000 examples" was dropped: at 2,000 examples
-     full matched or beat every method at its best lr, lr-sweep-mr-2000, and full fine-tuning learned
+     full beat every method at its default lr over 3 seeds, seeds-mr-2000, and full fine-tuning learned
      at 200, augment-200);
   2. from MANY_TASKS tasks on, methods that save one shared base plus a small artifact per task;
   3. the estimated training memory must fit 90% of the accelerator and the artifacts the storage
@@ -147,9 +147,9 @@ def _by_data(sit: Situation, rank: Ranking | None, reasons: list[Reason]) -> tup
     else:
         reasons.append(Reason(
             f"{sit.samples:,} examples: full fine-tuning of every weight ({where}; at 2,000 examples, each "
-            "method at its best measured lr, full matched or beat every other method (0.772, LoRA 0.763), and "
+            "method at its measured default lr, full beat every other method (0.770, LoRA 0.753, 3 seeds), and "
             "full fine-tuning learned from 200, so the old hand-set 'LoRA below 2,000' is gone).",
-            Cite(("lr-sweep-mr-2000", "augment-200"), f"{HAND_SET} at this size")))
+            Cite(("seeds-mr-2000", "augment-200"), f"{HAND_SET} at this size")))
         first = "full"
     return LADDER[LADDER.index(first):] + ["prompt"], Cite(note=f"{HAND_SET} ({where})")
 
