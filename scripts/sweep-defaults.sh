@@ -3,7 +3,7 @@
 #   phase grid:  each method at 3 learning rates, seed 42, movie-reviews at the compare budget
 #   phase seeds: the chosen defaults (the registry's, i.e. what `tunesmith methods` prints) at seeds 1, 2, 42
 #                on movie-reviews (SEEDS) and on sms-spam (SPAM_SEEDS) at the compare budget
-#   phase ner:   token classification on the silver news-ner set, 3 learning rates per method
+#   phase ner:   token classification on the silver news-ner set, 3 learning rates per method, seeds 42, 1, 2 (NER_SEEDS)
 #   phase full:  the whole movie-reviews training split, 1 epoch, chosen defaults
 # Usage: scripts/sweep-defaults.sh [grid|seeds|ner|full ...] (default: all); OUT=runs/sweep
 # Then: python scripts/sweep_table.py runs/sweep
@@ -41,9 +41,12 @@ phase_seeds() {
 
 phase_ner() {
   [ -d "$OUT/news-ner" ] || $TS datasets build news-ner --size 2000 --seed 0 --out "$OUT/news-ner"
-  for m in "${NER_METHODS[@]}"; do
-    $TS compare --methods "$m" --model.task=token-classification --data "$OUT/news-ner" --epochs 1 --max-length 64 \
-      --batch-size 32 --sweep "lr=${NER_GRID[$m]}" --train.early_stopping_patience=0 --out "$OUT/ner/$m"
+  for seed in ${NER_SEEDS:-42 1 2}; do
+    for m in "${NER_METHODS[@]}"; do
+      $TS compare --methods "$m" --model.task=token-classification --data "$OUT/news-ner" --epochs 1 --max-length 64 \
+        --batch-size 32 --sweep "lr=${NER_GRID[$m]}" --train.early_stopping_patience=0 --seed "$seed" \
+        --out "$OUT/ner/seed$seed/$m"
+    done
   done
 }
 

@@ -19,8 +19,9 @@ def rows(root: Path, phase: str) -> list[dict]:
     for f in sorted((root / phase).rglob("compare.json")):
         rel = f.parent.relative_to(root / phase).parts
         for r in json.loads(f.read_text())["rows"]:
-            data = "news-ner" if phase == "ner" else rel[0]  # ner/<method>/...: one data set
-            out.append({**r, "data": data, "where": "/".join(rel[1:]), **held_out(Path(r["run"]))})
+            data = "news-ner" if phase == "ner" else rel[0]  # ner/seed<S>/<method>/...: one data set
+            where = "/".join(rel if phase == "ner" else rel[1:])
+            out.append({**r, "data": data, "where": where, **held_out(Path(r["run"]))})
     return out
 
 
@@ -73,10 +74,28 @@ def seeds_table(rs: list[dict], metric: str = "accuracy") -> str:
     return "\n".join(lines)
 
 
+def ner_table(rs: list[dict]) -> str:
+    """NER grid over seeds: per (method, lr) the mean entity F1 (validation, test) over the seeds;
+    the lr with the best mean validation F1 marked."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in rs:
+        groups.setdefault((r["method"], r["lr"]), []).append(r)
+    mean = {k: statistics.mean(x["val_f1"] for x in g) for k, g in groups.items()}
+    best = {m: max((k for k in groups if k[0] == m), key=lambda k: mean[k]) for m, _ in groups}
+    lines = ["| method | lr | seeds | val entity F1 mean | test entity F1 mean | sd | per seed (test) | chosen (val) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (m, lr), g in sorted(groups.items()):
+        tests = [x["f1"] for x in sorted(g, key=lambda x: x["where"])]
+        sd = statistics.stdev(tests) if len(tests) > 1 else 0.0
+        lines.append(f"| {m} | {lr:g} | {len(g)} | {mean[(m, lr)]:.4f} | {statistics.mean(tests):.4f} | {sd:.4f} | "
+                     f"{', '.join(f'{t:.3f}' for t in tests)} | {'**yes**' if best[m] == (m, lr) else ''} |")
+    return "\n".join(lines)
+
+
 def main(root: str) -> None:
     base = Path(root)
     grid = rows(base, "grid")
-    for phase, render in (("grid", grid_table), ("ner", grid_table), ("seeds", seeds_table), ("full", grid_table)):
+    for phase, render in (("grid", grid_table), ("ner", ner_table), ("seeds", seeds_table), ("full", grid_table)):
         rs = rows(base, phase)
         if phase == "seeds" and rs:
             # seed 42 at the chosen lr is the grid's chosen run itself (same config): not run twice
