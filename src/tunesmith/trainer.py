@@ -88,10 +88,10 @@ def prompt_learning(model) -> bool:
 def longest_first(ds):
     """`ds` reordered by the length of its input_ids, longest first (stable); anything else as is."""
     import numpy as np
+    from datasets import Dataset
 
-    names = getattr(ds, "column_names", None)
-    if not names or "input_ids" not in names or len(ds) < 2:
-        return ds
+    if not isinstance(ds, Dataset) or "input_ids" not in ds.column_names or len(ds) < 2:
+        return ds  # a streamed (iterable) or torch dataset keeps its order
     lengths = np.array([len(x) for x in ds["input_ids"]])
     order = np.argsort(-lengths, kind="stable")
     return ds if (order == np.arange(len(ds))).all() else ds.select(order.tolist())
