@@ -1,5 +1,9 @@
 """Probe (not a method yet): prompt tuning or p-tuning reading the mean-pooled states (adapt/pooling.py),
-BERT's pooler trainable, at the compare budget. Usage: python scripts/prompt_mean_probe.py METHOD (prompt|ptuning) LR SEED DATA OUT"""
+BERT's pooler trainable, at the compare budget.
+Usage: python scripts/prompt_mean_probe.py METHOD (prompt|ptuning) LR SEED DATA OUT [SCALE]
+SCALE (prompt only): the virtual-token embeddings are stored divided by SCALE and multiplied back in
+the forward, so AdamW moves them SCALE times faster than the pooler and head (one lr, two rates).
+With SCALE the saved artifact holds the stored (divided) table: a probe, not a run to ship."""
 import sys
 from dataclasses import replace
 
@@ -7,6 +11,7 @@ from tunesmith.adapt import methods, pooling, registry
 from tunesmith.cli import main
 
 method, lr, seed, data, out = sys.argv[1:6]
+scale = float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
 orig = registry.REGISTRY[method].apply
 
 
@@ -16,6 +21,13 @@ def with_mean(model, cfg, task):
     for name, p in m.named_parameters():  # BERT's pooler trains, as with head
         if ".pooler." in name:
             p.requires_grad = True
+    if scale != 1.0:
+        import torch
+
+        emb = m.prompt_encoder["default"].embedding
+        with torch.no_grad():
+            emb.weight.div_(scale)
+        emb.register_forward_hook(lambda mod, inp, out: out * scale)
     return m
 
 
