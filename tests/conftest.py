@@ -136,3 +136,20 @@ def write_csv(path: Path, rows: list[dict], fields=("text", "label")) -> Path:
 @pytest.fixture
 def sentiment_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "reviews.csv", sentiment_rows(120))
+
+
+def crash_training_at_step(monkeypatch, step: int):
+    """Make TunesmithTrainer's training step `step` (counted from this call) raise KeyboardInterrupt, as
+    a kill would; returns the function that puts the real step back."""
+    from tunesmith.trainer import TunesmithTrainer
+
+    original, calls = TunesmithTrainer.training_step, {"n": 0}
+
+    def crashing(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == step:
+            raise KeyboardInterrupt
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(TunesmithTrainer, "training_step", crashing)
+    return lambda: monkeypatch.setattr(TunesmithTrainer, "training_step", original)

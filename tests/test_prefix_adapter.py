@@ -199,7 +199,8 @@ def test_prefix_projection_run_keeps_its_best_checkpoint_and_resumes(tmp_path, t
     back (a shape error at the end of the run, peft issue 2256). Both that and a resume now work."""
     from safetensors.torch import load_file
 
-    from tunesmith.trainer import TRAINABLE, TunesmithTrainer
+    from conftest import crash_training_at_step
+    from tunesmith.trainer import TRAINABLE
 
     def args(out):
         return ["finetune", "--model", str(tiny_bert), "--data", str(sentiment_csv), "--method", "prefix",
@@ -211,17 +212,9 @@ def test_prefix_projection_run_keeps_its_best_checkpoint_and_resumes(tmp_path, t
     best = load_file(str(next((tmp_path / "a" / "checkpoints").glob(f"checkpoint-*/{TRAINABLE}"))))
     assert any("prompt_encoder" in k and "transform" in k for k in best)  # the MLP, not just its output
 
-    original, calls = TunesmithTrainer.training_step, {"n": 0}
-
-    def crash_at_step_5(self, *a, **kw):  # after checkpoint-4 was written
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return original(self, *a, **kw)
-
-    monkeypatch.setattr(TunesmithTrainer, "training_step", crash_at_step_5)
+    restore = crash_training_at_step(monkeypatch, 5)  # after checkpoint-4 was written
     assert main(args(tmp_path / "b")) == 130
-    monkeypatch.setattr(TunesmithTrainer, "training_step", original)
+    restore()
     assert main(args(tmp_path / "b") + ["--output.resume=true"]) == 0
     resumed = json.loads((tmp_path / "b" / "report.json").read_text())
     assert resumed["evaluation"]["test"] == full["evaluation"]["test"]

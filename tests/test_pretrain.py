@@ -206,29 +206,20 @@ def test_clm_from_scratch_with_bpe_reports_perplexity(tmp_path, tiny_bert):
 
 
 def test_resume_after_a_crash_ends_with_same_steps(tmp_path, tiny_bert, monkeypatch):
+    from conftest import crash_training_at_step
     from tunesmith.pretrain import pipeline
-    from tunesmith.trainer import TunesmithTrainer
 
     sections = {"train": {"max_steps": 4, "batch_size": 8, "eval_every": 2, "logging_steps": 1},
                 "objective": {"eval_examples": 8}}
     _, full = pipeline.pretrain(make_cfg(tmp_path / "a", str(tiny_bert), **sections))
 
-    original = TunesmithTrainer.training_step
-    calls = {"n": 0}
-
-    def crash_at_step_3(self, *a, **kw):  # after checkpoint-2 was written
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(self, *a, **kw)
-
-    monkeypatch.setattr(TunesmithTrainer, "training_step", crash_at_step_3)
+    restore = crash_training_at_step(monkeypatch, 3)  # after checkpoint-2 was written
     cfg = make_cfg(tmp_path / "b", str(tiny_bert), **sections)
     with pytest.raises(KeyboardInterrupt):
         pipeline.pretrain(cfg)
     run = Path(cfg.output.dir)
     assert json.loads((run / "run.json").read_text())["status"] == "running"
-    monkeypatch.setattr(TunesmithTrainer, "training_step", original)
+    restore()
     # lines past checkpoint-2 (as a kill during step 3's logging leaves them): the resume drops them
     with (run / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"kind": "train", "step": 3, "loss": 99.0}) + "\n" + '{"kind": "eval", "st')
