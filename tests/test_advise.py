@@ -244,10 +244,10 @@ def test_accelerator_estimate_arithmetic(monkeypatch):
     assert e.bytes == nbytes and e.memory_s == pytest.approx(nbytes / (320e9 * 0.7))
     assert e.step_seconds == max(e.compute_s, e.memory_s)
     e = accelerators.estimate_step(cfg, lora, b, s, "mixed", a100)  # frozen weights: no weight gradients
-    assert e.flops == (4 * (lora.total - emb) + 12 * L * s * h) * b * s
+    assert e.flops == (4 * (lora.total - emb) + 12 * (L + 1) * s * h) * b * s  # lora reads the mean too
     assert e.compute_s == pytest.approx(e.flops / (312e12 * 0.4))
     e = accelerators.estimate_step(cfg, head, b, s, "fp32", t4)  # forward only, + the mean-pooling layer
-    assert head.adapter == 4 * (h * h + h) + (h * 16 + 16) + (16 * h + h) + 2 * 2 * h  # one more BERT layer
+    assert head.pooling == 4 * (h * h + h) + (h * 16 + 16) + (16 * h + h) + 2 * 2 * h  # one more BERT layer
     assert e.flops == (2 * (head.total - emb) + 4 * (L + 1) * s * h) * b * s
     # the advice says it is an estimate and ignores a probe of this machine
     probe = ProbeResult(9.0, 1.0, 1, "CPU (test)", 3)

@@ -1,6 +1,7 @@
 """Every registered method, tested by being registered (peft's TEST_CASES idea): its formula
 matches what it builds, only its trainable weights get gradients, a run of it saves and reloads to
 the same logits through the Predictor, and its model card's plain code loads the same model."""
+import copy
 import json
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 from tunesmith import runs
 from tunesmith.adapt import param_table
-from tunesmith.adapt.registry import REGISTRY, apply_method, card_code, get, library_name
+from tunesmith.adapt.registry import reads_mean, REGISTRY, apply_method, card_code, get, library_name
 from tunesmith.config import MethodConfig
 from tunesmith.errors import TunesmithError
 from tunesmith.infer.predictor import Predictor
@@ -59,7 +60,7 @@ def test_formula_matches_what_it_builds_and_only_trainable_weights_learn(name, t
         with pytest.raises(TunesmithError, match="does not support"):
             apply_method(cls(cfg), options(name), task)
         return
-    model = apply_method(cls(cfg), options(name), task)
+    model = apply_method(cls(copy.deepcopy(cfg)), options(name), task)  # mean pooling edits model.config
     real = param_table(model)
     if task == "classification":  # the formulas count a sequence classifier
         c = count_method(cfg, name, num_labels=3, r=2, num_virtual_tokens=3, adapter_size=4)
@@ -95,7 +96,8 @@ def fake_run(root, tiny_bert, name: str, task: str = "classification"):
     run = root / f"run-{name}"
     run.mkdir()
     info = {"task": task, "method": name, "labels": LABELS, "base_model": "tiny", "data": "toy",
-            "base_model_path": str(tiny_bert), "max_length": 32}
+            "base_model_path": str(tiny_bert), "max_length": 32,
+            "pooling": "mean" if reads_mean(model) else "cls"}  # what finetune records
     runs.start(run, info)
     runs.save_artifacts(run, model, tok, name, merge=False)
     runs.finish(run)

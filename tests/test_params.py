@@ -32,7 +32,7 @@ def test_textbook_bert_base_numbers():
     cfg = BertConfig()  # bert-base-uncased: vocab 30,522, hidden 768, 12 layers
     rows = {name: n for name, n, _ in breakdown(cfg)}
     assert rows["encoder total"] == 109_482_240
-    lora = count_method(cfg, "lora", num_labels=2, r=8, targets=["query", "value"])
+    lora = count_method(cfg, "lora", num_labels=2, r=8, targets=["query", "value"], pooling="cls")  # the book reads [CLS]
     assert lora.base == 109_483_778
     assert lora.adapter == 294_912
     assert lora.total == 109_778_690
@@ -51,7 +51,7 @@ def test_formula_matches_what_peft_builds(method):
 
     cfg = BertConfig(**SMALL, num_labels=3)
     torch.manual_seed(0)
-    model = apply_method(BertForSequenceClassification(cfg),
+    model = apply_method(BertForSequenceClassification(BertConfig(**SMALL, num_labels=3)),
                          MethodConfig(name=method, lora_r=2, num_virtual_tokens=3, adapter_size=3), "classification")
     real = param_table(model)
     c = count_method(cfg, method, num_labels=3, r=2, num_virtual_tokens=3, adapter_size=3)
@@ -60,7 +60,7 @@ def test_formula_matches_what_peft_builds(method):
 
 
 def test_params_command_prints_textbook_numbers(capsys):
-    assert main(["params", "bert-base-uncased", "--method", "lora,full,head"]) == 0
+    assert main(["params", "bert-base-uncased", "--method", "lora,full,head", "--pooling", "cls"]) == 0
     out = capsys.readouterr().out
     for number in ("109,482,240", "109,483,778", "294,912", "109,778,690", "r·(d+k) = 8·(768+768)"):
         assert number in out

@@ -72,8 +72,40 @@ def test_refuses_encoders_whose_attention_has_a_position_bias():
 def test_head_method_trains_only_pooler_and_classifier(pool):
     torch.manual_seed(0)
     model = apply_method(BertForSequenceClassification(BertConfig(**SMALL)),
-                         MethodConfig(name="head", head_pooling=pool), "classification")
+                         MethodConfig(name="head", pooling=pool), "classification")
     trainable = {n.split(".")[0] if n.startswith("classifier") else n.rsplit(".", 2)[0]
                  for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"classifier", "bert.pooler"}
     assert model.config.num_hidden_layers == (3 if pool == "mean" else 2)
+
+
+def test_the_model_cards_plain_code_builds_the_same_layer():
+    torch.manual_seed(0)
+    ours = BertForSequenceClassification(BertConfig(**SMALL)).eval()
+    plain = BertForSequenceClassification(BertConfig(**SMALL)).eval()
+    plain.load_state_dict(ours.state_dict())
+    pooling.append_mean_pooling(ours)
+    exec(pooling.PLAIN_CODE, {"base": plain})
+    ids, mask = batch()
+    with torch.no_grad():
+        assert torch.equal(ours(input_ids=ids, attention_mask=mask).logits, plain(input_ids=ids, attention_mask=mask).logits)
+
+
+def test_lora_reads_the_mean_and_leaves_the_pooling_layer_alone():
+    torch.manual_seed(0)
+    model = apply_method(BertForSequenceClassification(BertConfig(**SMALL)), MethodConfig(name="lora", lora_r=2),
+                         "classification")
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert model.config.num_hidden_layers == 3 and not [n for n in trainable if ".layer.2." in n]
+    assert any(".layer.1." in n and "lora_" in n for n in trainable)
+    cls = apply_method(BertForSequenceClassification(BertConfig(**SMALL)),
+                       MethodConfig(name="lora", lora_r=2, pooling="cls"), "classification")
+    assert cls.config.num_hidden_layers == 2
+
+
+def test_adapter_layers_refuse_mean_pooling():
+    from tunesmith.errors import TunesmithError
+
+    with pytest.raises(TunesmithError, match="pooling=mean is not available for 'adapter'"):
+        apply_method(BertForSequenceClassification(BertConfig(**SMALL)), MethodConfig(name="adapter", pooling="mean"),
+                     "classification")

@@ -60,7 +60,8 @@ def build_root(root: Path) -> Path:
         w.writerows(sentiment_rows(60))
     for method in ("lora", "head"):
         argv = ["finetune", "--model", str(base), "--data", str(data), "--method", method,
-                "--output", str(root / f"run-{method}"), "--train.max_steps=3", "--batch-size", "16"]
+                "--output", str(root / f"run-{method}"), "--train.max_steps=3", "--batch-size", "16",
+                "--method.pooling=cls"]  # [CLS], as the plain peft adapters below: all share one base
         assert main(argv) == 0
     peft_adapter(base, root / "three", ["x", "y", "z"], seed=1)
     peft_adapter(base, root / "two", ["no", "yes"], seed=2)
@@ -313,3 +314,20 @@ def test_unknown_route_and_wrong_method_use_the_error_body(client):
     assert r.status_code == 404 and "error" in r.json()
     r = client.get("/v1/predict")
     assert r.status_code == 405 and "error" in r.json()
+
+
+def test_a_mean_pooled_lora_run_gets_a_base_that_reads_the_mean_and_cls_adapters_are_refused(root, tmp_path):
+    import shutil
+
+    from tunesmith.serve.registry import Registry, WrongTask
+
+    run = tmp_path / "run-lora-mean"
+    assert main(["finetune", "--model", str(root / "base"), "--data", str(root / "reviews.csv"), "--method", "lora",
+                 "--output", str(run), "--train.max_steps=2", "--batch-size", "16"]) == 0  # pooling auto: mean
+    assert json.loads((run / "run.json").read_text())["pooling"] == "mean"
+    shutil.copytree(root / "three", tmp_path / "three")
+    reg = Registry(None, tmp_path, device="cpu", dtype="fp32")
+    reg.attach(reg.read_adapter("m", "run-lora-mean"))
+    assert reg.base_pooling == "mean" and reg.base_model.config.tunesmith_mean_pooling_layer is not None
+    with pytest.raises(WrongTask, match=r"reads the \[CLS\] state, but this server's base reads the mean"):
+        reg.read_adapter("c", "three")

@@ -92,6 +92,8 @@ def build(cls: type[T], values: dict[str, dict[str, Any]], source: str) -> T:
         if not isinstance(given, dict):
             raise TunesmithError(f"{source}: section '{name}' must be a mapping of keys to values")
         hints = typing.get_type_hints(sec_cls)
+        if name == "method" and "head_pooling" in given:  # its name before it applied to every method
+            given = {("pooling" if k == "head_pooling" else k): v for k, v in given.items()}
         bad = set(given) - set(hints)
         if bad:
             raise TunesmithError(f"{source}: unknown key(s) {sorted(f'{name}.{b}' for b in bad)}; "
@@ -204,9 +206,10 @@ class MethodConfig:
     prefix_hidden_size: int | None = opt(None, "prefix: hidden size of that MLP (default: the model's hidden size)")
     adapter_type: str = opt("houlsby", "adapter: houlsby (after attention and feed-forward, LayerNorms train) "
                             "| pfeiffer (after feed-forward only)")
-    head_pooling: str = opt("mean", "head: what a BERT classifier's head reads: mean (the mean of the token states, "
-                            "through an appended fixed layer plain transformers loads; how sentence encoders such as "
-                            "minilm were trained) | cls ([CLS]); other architectures read [CLS]")
+    pooling: str = opt("auto", "what a BERT classifier reads: mean (the mean of the token states, through an "
+                       "appended fixed layer plain transformers loads; how sentence encoders such as minilm were "
+                       "trained) | cls ([CLS]) | auto (the method's measured choice: mean for head and lora, "
+                       "[CLS] for the others); other architectures read [CLS]")
     adapter_size: int = opt(64, "adapter: bottleneck size (64 on BERT-base: 2.17 percent of its weights)")
 
     def __post_init__(self) -> None:
@@ -216,8 +219,8 @@ class MethodConfig:
             raise ValueError("lora_dropout must be in [0, 1)")
         if self.num_virtual_tokens < 1:
             raise ValueError("num_virtual_tokens must be >= 1")
-        if self.head_pooling not in ("mean", "cls"):
-            raise ValueError("head_pooling must be mean or cls")
+        if self.pooling not in ("auto", "mean", "cls"):
+            raise ValueError("pooling must be auto, mean or cls")
         if self.adapter_type not in ("houlsby", "pfeiffer"):
             raise ValueError("adapter_type must be houlsby or pfeiffer")
         if self.adapter_size < 1 or (self.prefix_hidden_size is not None and self.prefix_hidden_size < 1):

@@ -37,20 +37,12 @@ def pooler_name(model) -> str | None:
 
 
 def head(model, cfg: MethodConfig, task: str):
-    """Frozen backbone (features), only the task head (and BERT's pooler) trains. With
-    head_pooling=mean (the default) a BERT classifier first gets the fixed mean-pooling layer of
-    adapt/pooling.py: the head reads the mean of the token states instead of [CLS]."""
+    """Frozen backbone (features), only the task head (and BERT's pooler) trains. Its record reads
+    the mean of the token states (pooling="mean": the fixed layer of adapt/pooling.py, appended by
+    registry.apply_method before this runs)."""
     heads = head_module_names(model)
     if not heads:
         raise TunesmithError("method 'head' needs a task head, but this model has none outside its backbone")
-    if cfg.head_pooling == "mean" and task == "classification":
-        from . import pooling
-
-        why = pooling.problem(model)
-        if why is None:
-            pooling.append_mean_pooling(model)
-        else:
-            print(f"head: reading [CLS], no mean pooling ({why})", flush=True)
     trains = tuple(heads + [p for p in [pooler_name(model)] if p])
     for name, p in model.named_parameters():
         p.requires_grad = any(name == t or name.startswith(t + ".") for t in trains)
@@ -89,8 +81,12 @@ def _lora_config(model, cfg: MethodConfig, task: str, dora: bool):
 
     targets = cfg.target_modules or default_targets(model)
     _check_targets(model, targets)
+    from .pooling import MARK
+
+    index = getattr(model.config, MARK, None)  # the appended mean-pooling layer stays as it is
     return LoraConfig(task_type=PEFT_TASK[task], r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=cfg.lora_dropout, target_modules=list(targets),
+                      exclude_modules=None if index is None else rf".*\.layer\.{index}\..*",
                       modules_to_save=_heads_to_save(model, task), use_dora=dora)
 
 

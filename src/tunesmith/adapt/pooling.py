@@ -29,6 +29,26 @@ import torch
 SCALE = 2.0 ** 10
 MARK = "tunesmith_mean_pooling_layer"  # config attribute: index of the appended layer
 
+# The same layer in plain torch, for a model card (the run read the mean; its base needs this layer
+# before PeftModel.from_pretrained). tests/test_pooling.py checks it builds what append_mean_pooling does.
+PLAIN_CODE = f"""# the run read the mean of the token states: append the same fixed mean-pooling layer to the base
+import copy, torch
+with torch.no_grad():
+    layers = base.base_model.encoder.layer
+    layer = copy.deepcopy(layers[-1]); d = base.config.hidden_size
+    sa, ao = layer.attention.self, layer.attention.output
+    for lin, w in ((sa.query, 0.0), (sa.key, 0.0), (sa.value, torch.eye(d)), (ao.dense, torch.eye(d) * {SCALE}),
+                   (layer.intermediate.dense, 0.0), (layer.output.dense, 0.0)):
+        lin.weight.copy_(w) if isinstance(w, torch.Tensor) else lin.weight.fill_(w)
+        lin.bias.zero_()
+    for ln in (ao.LayerNorm, layer.output.LayerNorm):
+        ln.weight.fill_(1.0); ln.bias.zero_()
+    for mod in layer.modules():
+        if hasattr(mod, "layer_idx"):
+            mod.layer_idx = len(layers)
+    layers.append(layer)
+    base.config.num_hidden_layers = len(layers)"""
+
 
 def problem(model) -> str | None:
     """Why a mean-pooling layer cannot be appended to `model` (None when it can)."""

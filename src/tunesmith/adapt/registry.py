@@ -47,12 +47,12 @@ class Method:
     task_lr: tuple[tuple[str, float], ...] = ()  # (task, lr) where a task keeps another default
     servable: bool = False  # the multi-adapter server can hold it on a shared base
     backbone_trains: bool = False  # every backbone weight trains (full)
-    added_trains: bool = True  # what `count` says it adds trains (head: a fixed pooling layer does not)
     trains_layer_norms: Callable | None = None  # (MethodConfig) -> bool: LayerNorms train too
     shim: bool = False  # needs prefix.expose_past_key_values on the base before peft sees it
     prepare: Callable | None = None  # (FinetuneConfig, model config) -> None: adjust the config first
     tasks: tuple[str, ...] = FINETUNE_TASKS  # a subset of the fine-tunable task records (checked by register)
     ladder: int | None = None  # place on advise's ladder: best expected accuracy first, smallest footprint last
+    pooling: str = "cls"  # what a BERT classifier reads under --method.pooling=auto (adapt/pooling.py; measured)
 
     @property
     def peft(self) -> bool:
@@ -93,7 +93,44 @@ def apply_method(model, cfg, task: str):
                              f"{', '.join(method.tasks)}")
     if method.shim:
         expose_past_key_values(model)
-    return method.apply(model, cfg, task)
+    index = _mean_pooling(model, cfg, task)
+    model = method.apply(model, cfg, task)
+    if index is not None:
+        for name, p in model.named_parameters():
+            if f".layer.{index}." in name:
+                p.requires_grad = False  # the appended layer *is* the pooling: fixed weights
+    return model
+
+
+def pooling_of(cfg, task: str) -> str:
+    """'mean' or 'cls': what --method.pooling asks for on `task` (auto: the method record's choice)."""
+    if task != "classification":
+        return "cls"
+    return get(cfg.name).pooling if cfg.pooling == "auto" else cfg.pooling
+
+
+def _mean_pooling(model, cfg, task: str) -> int | None:
+    """Append the fixed mean-pooling layer when the config asks for it and the model allows it;
+    its index, or None (reading [CLS])."""
+    if pooling_of(cfg, task) != "mean":
+        return None
+    from . import pooling
+
+    if get(cfg.name).artifact == ADAPTER_LAYERS:  # its saved layers reload onto the plain base
+        raise TunesmithError(f"--method.pooling=mean is not available for '{cfg.name}'; use pooling=cls or auto")
+
+    why = pooling.problem(model)
+    if why is not None:
+        print(f"{cfg.name}: reading [CLS], no mean pooling ({why})", flush=True)
+        return None
+    return pooling.append_mean_pooling(model)
+
+
+def reads_mean(model) -> bool:
+    """Does this (possibly peft-wrapped) classifier end in the appended mean-pooling layer?"""
+    from .pooling import MARK
+
+    return getattr(getattr(model, "config", None), MARK, None) is not None
 
 
 def default_lr(name: str, task: str | None = None) -> float:
@@ -180,6 +217,10 @@ def load_run_model(run: Path, info: dict, auto, merge: bool = True):
     from peft import PeftModel
 
     model = auto.from_pretrained(base, **label_kwargs(info.get("labels")))
+    if info.get("pooling") == "mean":  # trained reading the mean: the base gets the same fixed layer
+        from .pooling import append_mean_pooling
+
+        append_mean_pooling(model)
     if getattr(model.config, "pad_token_id", None) is None and getattr(model.config, "eos_token_id", None) is not None:
         eos = model.config.eos_token_id  # what training used (models.load_for_task): decoders pad with EOS
         model.config.pad_token_id = eos[0] if isinstance(eos, list) else eos
@@ -230,6 +271,10 @@ def card_code(info: dict, run: Path, auto: str) -> str:
         return (_bottleneck().plain_code(auto, info["base_model_path"], str(model_dir))
                 + f"\nfrom transformers import AutoTokenizer\n{tok}")
     shim = f"\n{PLAIN_SHIM}" if method.shim else ""
+    if info.get("pooling") == "mean":  # trained reading the mean: the base needs the same fixed layer first
+        from .pooling import PLAIN_CODE
+
+        shim += f"\n{PLAIN_CODE}"
     merge = ".merge_and_unload()" if method.mergeable else ""
     return (f"from transformers import {auto}, AutoTokenizer\nfrom peft import PeftModel\n\n"
             f'base = {auto}.from_pretrained(\n    "{info["base_model_path"]}"{lab}){shim}\n'
@@ -276,12 +321,14 @@ def _records() -> None:
     # movie-reviews, 2,000 examples, 1 epoch; checked at 3 seeds, on sms-spam and NER). Generation
     # (LoRA on a decoder) was not swept and keeps the rates it had; NER (token classification) takes
     # the best of its own sweep on news-ner (full 3e-4, LoRA 1e-2; 1e-4 / 3e-3 learned nothing in 1 epoch).
+    # lora and head read the mean of the token states (pooling="mean"): on [CLS] LoRA stayed at the
+    # majority class on one sms-spam seed of three; on the mean all three learned (docs/strategy.md).
     register(Method("lora", m.lora, 3e-3, "low-rank adapters on attention (peft); backbone frozen; head trains",
-                    _formula("lora"), mergeable=True, servable=True, ladder=1,
+                    _formula("lora"), mergeable=True, servable=True, ladder=1, pooling="mean",
                     task_lr=(("generation", 3e-4), ("token-classification", 1e-2))))
     register(Method("head", m.head, 1e-2, "backbone frozen as a feature extractor; only the task head (and BERT's "
                     "pooler, reading the mean of the token states) trains",
-                    _formula("head"), artifact=WHOLE, ladder=3, added_trains=False))
+                    _formula("head"), artifact=WHOLE, ladder=3, pooling="mean"))
     register(Method("dora", m.dora, 3e-3, "LoRA with a learned magnitude per output feature (peft use_dora); "
                     "head trains", _formula("dora"), mergeable=True, task_lr=(("generation", 3e-4),)))
     register(Method("ia3", m.ia3, 3e-2, "learned scaling vectors on keys, values, feed-forward (peft); head trains",

@@ -36,6 +36,9 @@ def register(sub) -> None:
     p.add_argument("--adapter-type", default="houlsby", choices=["houlsby", "pfeiffer"],
                    help="adapter placement [default: houlsby]")
     p.add_argument("--adapter-size", type=int, default=64, help="adapter bottleneck size [default: 64]")
+    p.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"],
+                   help="what the classifier reads: auto (each method's default: mean for head and lora on BERT, "
+                        "one appended frozen layer) | mean | cls (the textbook's [CLS] counts) [default: auto]")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="for sizes on disk")
     p.set_defaults(func=run)
 
@@ -44,7 +47,7 @@ def run(args) -> int:
     from ..strategy.configs import load_model_config
 
     config = load_model_config(args.model)
-    options = dict(prefix_projection=args.prefix_projection, adapter_type=args.adapter_type,
+    options = dict(pooling=args.pooling, prefix_projection=args.prefix_projection, adapter_type=args.adapter_type,
                    adapter_size=args.adapter_size)
     print(report(config, args.model, [m.strip() for m in args.method.split(",") if m.strip()], args.labels,
                  args.r, args.targets.split(",") if args.targets else None, args.num_virtual_tokens, args.dtype,
@@ -68,7 +71,7 @@ def report(config, name: str, methods: list[str], labels: int = 2, r: int = 8, t
         size = human_bytes(size_bytes(c.artifact_params(), dtype))
         lines.append(f"{m:<10}{c.trainable:>13,}{c.head:>15,}{c.total:>14,}{c.pct:>12.4f}%{size:>15}")
         detail = [f"{m}:"] + [f"  {f}" for f in c.formula]
-        if c.adapter and REGISTRY[m].added_trains:  # (head's appended layer is frozen: its lines say so)
+        if c.adapter:
             also = f" and {c.extra_trainable:,} LayerNorm weights" if c.extra_trainable else ""
             detail.append(f"  {c.adapter:,} {m} parameters = {100.0 * c.adapter / c.total:.4f}% of {c.total:,} "
                           f"(backbone + head + {m}); the head's {c.head:,}{also} train as well "

@@ -135,6 +135,7 @@ class Registry:
         self.base_spec = base
         self.base_path: str | None = None
         self.base_model = None
+        self.base_pooling = "cls"
         self.peft = None  # PeftModel wrapping base_model once the first adapter arrives
         self.tokenizer = None
         self.base_bytes = 0
@@ -142,7 +143,7 @@ class Registry:
             self._load_base(base)
 
     # ---- loading -------------------------------------------------------------------------
-    def _load_base(self, spec: str) -> None:
+    def _load_base(self, spec: str, pooling: str = "cls") -> None:
         from transformers import AutoModelForSequenceClassification
 
         from ..models import load_tokenizer, resolve
@@ -151,6 +152,11 @@ class Registry:
         # The base head is never used (each adapter brings its own); only the backbone is shared.
         model = AutoModelForSequenceClassification.from_pretrained(
             ref.path, use_safetensors=True, trust_remote_code=False)
+        if pooling == "mean":  # its adapters were trained reading the mean (adapt/pooling.py)
+            from ..adapt.pooling import append_mean_pooling
+
+            append_mean_pooling(model)
+        self.base_pooling = pooling
         # LoRA weights stay float32 (peft's autocast_adapter_dtype) and add onto the cast base output
         self.base_model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = load_tokenizer(ref)
@@ -185,8 +191,16 @@ class Registry:
         config = PeftConfig.from_pretrained(str(model_dir))
         config.inference_mode = True
         weights = load_file(str(require_safetensors(model_dir, "adapter_model.safetensors")))
+        pooling = info.get("pooling", "cls")
         if self.base_model is None:
-            self._load_base(info.get("base_model_path") or config.base_model_name_or_path)
+            self._load_base(info.get("base_model_path") or config.base_model_name_or_path, pooling)
+        elif pooling != self.base_pooling and self.peft is None:  # nothing attached yet: the base follows it
+            self._load_base(self.base_spec, pooling)
+        elif pooling != self.base_pooling:
+            raise WrongTask(f"adapter '{name}' reads the {'mean of the token states' if pooling == 'mean' else '[CLS] state'}, "
+                            f"but this server's base reads the {'mean' if self.base_pooling == 'mean' else '[CLS]'}; "
+                            "serve it on its own server (or retrain it with --method.pooling="
+                            f"{self.base_pooling})")
         elif not same_base(info, config, self.base_spec, self.base_path):
             raise WrongTask(f"adapter '{name}' was trained on base "
                             f"'{info.get('base_model') or config.base_model_name_or_path}', but this "

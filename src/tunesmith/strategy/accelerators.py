@@ -129,7 +129,7 @@ def matmul_params(config, count) -> int:
 def flops_per_token(config, count, seq: int) -> tuple[float, str]:
     """Training FLOPs per token and the formula used (see the module docstring)."""
     n, L, h = matmul_params(config, count), config.num_hidden_layers, config.hidden_size
-    L += 1 if count.method == "head" and count.adapter else 0  # head's appended mean-pooling layer (adapt/pooling.py)
+    L += 1 if count.pooling else 0  # the appended mean-pooling layer (adapt/pooling.py)
     attention = 4 * L * seq * h  # forward: QK^T and attention x V, 2 FLOPs per multiply-add
     if count.method == "head":
         return 2 * n + attention, f"2·N + 4·L·s·h (forward only), N={n:,}, L={L}, s={seq}, h={h}"

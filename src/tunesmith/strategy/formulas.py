@@ -27,10 +27,11 @@ class MethodCount:
     adapted_weights: int = 0  # weights of the matrices an adapter wraps (LoRA family)
     whole: bool = False  # a run saves the whole model (full, head)
     extra_trainable: int = 0  # backbone weights that train besides the added ones (Houlsby LayerNorms)
+    pooling: int = 0  # the appended fixed mean-pooling layer (adapt/pooling.py): frozen weights
 
     @property
     def total(self) -> int:
-        return self.base + self.adapter
+        return self.base + self.adapter + self.pooling
 
     @property
     def pct(self) -> float:
@@ -161,21 +162,13 @@ def count_full(model, config, cfg) -> tuple[int, int, list[str], int]:
 
 
 def count_head(model, config, cfg) -> tuple[int, int, list[str], int]:
-    """(frozen mean-pooling layer, pooler, lines, 0): the record says its added layer does not train."""
+    """(0, pooler, lines, 0): the head and the pooler train."""
     lines = [f"task head only: {head_params(model):,}"]
     pooler = pooler_name(model)
     extra = unique_params(model.get_submodule(pooler)) if pooler else 0
     if pooler:
         lines.append(f"+ the pooler feeding it ({pooler}): {extra:,}")
-    added = 0
-    if cfg.head_pooling == "mean":
-        from ..adapt import pooling
-
-        if pooling.problem(model) is None:
-            added = unique_params(model.base_model.encoder.layer[-1])
-            lines.append(f"reads the mean of the token states through one appended fixed layer "
-                         f"(adapt/pooling.py): {added:,} frozen weights, not trained")
-    return added, extra, lines, 0
+    return 0, extra, lines, 0
 
 
 def count_lora(model, config, cfg, dora: bool = False) -> tuple[int, int, list[str], int]:
@@ -234,12 +227,23 @@ def count_method(config, method: str, num_labels: int = 2, r: int = 8, targets: 
     model = _classifier(config, num_labels)
     base, head = unique_params(model), head_params(model)
     n, extra, lines, weights = record.count(model, config, cfg)
-    if record.backbone_trains:
-        trainable = base
-    else:
-        trainable = (n if record.added_trains else 0) + extra + head
+    trainable = base if record.backbone_trains else n + extra + head
+    pooled = _pooling_layer(model, cfg)
+    if pooled:
+        lines.append(f"reads the mean of the token states through one appended fixed layer "
+                     f"(adapt/pooling.py): {pooled:,} frozen weights, not trained")
     return MethodCount(method, base, n, head, trainable, lines, adapted_weights=weights,
-                       whole=record.artifact == "whole", extra_trainable=extra)
+                       whole=record.artifact == "whole", extra_trainable=extra, pooling=pooled)
+
+
+def _pooling_layer(model, cfg) -> int:
+    """Weights of the mean-pooling layer this config appends to `model` (0: it reads [CLS])."""
+    from ..adapt import pooling
+    from ..adapt.registry import pooling_of
+
+    if pooling_of(cfg, "classification") != "mean" or pooling.problem(model) is not None:
+        return 0
+    return unique_params(model.base_model.encoder.layer[-1])
 
 
 def _classifier(config, num_labels: int):

@@ -9,6 +9,7 @@ import torch
 
 from .. import distill, lean_train, runs
 from ..adapt import apply_method, format_param_table, param_table
+from ..adapt.registry import reads_mean
 from ..config import FinetuneConfig
 from ..adapt.mixup import enable_mixup
 from ..data.augment import augmented_train_rows
@@ -92,7 +93,8 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
     runs.write_json(run / "params.json", ctx.params)
     runs.write_json(run / "labels.json", dict(enumerate(data.labels)))
     precision = announce_precision(cfg.train, say)
-    start(ctx, {**run_info(cfg, ctx.ref, data), "precision": precision, "lean_training": lean})
+    start(ctx, {**run_info(cfg, ctx.ref, data), "pooling": "mean" if reads_mean(model) else "cls",
+                "precision": precision, "lean_training": lean})
 
     train_rows = augmented_train_rows(data, cfg.augment, cfg.train.seed)  # training split only
     if cfg.distill.teacher:
