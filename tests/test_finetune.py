@@ -70,13 +70,16 @@ def test_parameter_tables_match_hand_counts(trained):
     assert p["head"]["trainable"] == head + 32 * 32 + 32  # + the pooler feeding it (dense 32x32 + bias)
     assert p["lora"]["trainable"] == head + lora
     assert p["lora"]["groups"]["adapter"]["total"] == lora
-    assert p["lora"]["total"] == p["full"]["total"] + lora
+    pooling = 4 * (32 * 32 + 32) + (32 * 37 + 37) + (37 * 32 + 32) + 2 * 2 * 32  # lora reads the mean: one frozen layer
+    assert p["lora"]["total"] == p["full"]["total"] + lora + pooling
 
 
 def test_training_learns_the_toy_task(trained):
     acc = json.loads((trained["runs"]["full"] / "report.json").read_text())["evaluation"]["test"]["accuracy"]
     assert acc >= 0.9  # separable by construction; a broken pipeline sits near 0.5
 
+
+from tunesmith.adapt.pooling import PLAIN_CODE  # noqa: E402  (what the model card prints)
 
 PLAIN_LOAD = r"""
 import json, sys, torch
@@ -87,6 +90,8 @@ labels = info["labels"]
 if method == "lora":
     from peft import PeftModel
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(labels))
+    if info.get("pooling") == "mean":  # the model card's plain-torch mean-pooling layer (pooling.PLAIN_CODE)
+        exec(sys.argv[5], {"base": model})
     model = PeftModel.from_pretrained(model, f"{run}/model")
 else:
     model = AutoModelForSequenceClassification.from_pretrained(f"{run}/model")
@@ -103,7 +108,7 @@ print(json.dumps(out))
 def test_plain_transformers_and_peft_reproduce_predictions(trained, method):
     run = trained["runs"][method]
     res = subprocess.run([sys.executable, "-c", PLAIN_LOAD, str(run), method, str(trained["model"]),
-                          json.dumps(TEXTS)], capture_output=True, text=True, check=True)
+                          json.dumps(TEXTS), PLAIN_CODE], capture_output=True, text=True, check=True)
     plain = json.loads(res.stdout)
     ours = Predictor.load(str(run)).classify(TEXTS, all_scores=True)
     labels = json.loads((run / "run.json").read_text())["labels"]
