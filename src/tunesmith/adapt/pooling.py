@@ -30,7 +30,7 @@ SCALE = 2.0 ** 10
 MARK = "tunesmith_mean_pooling_layer"  # config attribute: index of the appended layer
 
 # The same layer in plain torch, for a model card (the run read the mean; its base needs this layer
-# before PeftModel.from_pretrained). tests/test_pooling.py checks it builds what append_mean_pooling does.
+# before PeftModel.from_pretrained); append_mean_pooling runs this very code.
 PLAIN_CODE = f"""# the run read the mean of the token states: append the same fixed mean-pooling layer to the base
 import copy, torch
 with torch.no_grad():
@@ -47,7 +47,8 @@ with torch.no_grad():
         if hasattr(mod, "layer_idx"):
             mod.layer_idx = len(layers)
     layers.append(layer)
-    base.config.num_hidden_layers = len(layers)"""
+    base.config.num_hidden_layers = len(layers)
+    setattr(base.config, "tunesmith_mean_pooling_layer", len(layers) - 1)"""
 
 
 def problem(model) -> str | None:
@@ -73,22 +74,5 @@ def append_mean_pooling(model) -> int:
     why = problem(model)
     if why:
         raise ValueError(f"mean pooling layer: {why}")
-    layers = model.base_model.encoder.layer
-    layer = copy.deepcopy(layers[-1])
-    d = model.config.hidden_size
-    eye = torch.eye(d, dtype=layer.attention.self.value.weight.dtype, device=layer.attention.self.value.weight.device)
-    sa, ao = layer.attention.self, layer.attention.output
-    for lin, w in ((sa.query, 0.0), (sa.key, 0.0), (sa.value, eye), (ao.dense, eye * SCALE),
-                   (layer.intermediate.dense, 0.0), (layer.output.dense, 0.0)):
-        lin.weight.copy_(w) if isinstance(w, torch.Tensor) else lin.weight.fill_(w)
-        lin.bias.zero_()
-    for ln in (ao.LayerNorm, layer.output.LayerNorm):
-        ln.weight.fill_(1.0)
-        ln.bias.zero_()
-    for mod in layer.modules():
-        if hasattr(mod, "layer_idx"):
-            mod.layer_idx = len(layers)
-    layers.append(layer)
-    model.config.num_hidden_layers = len(layers)
-    setattr(model.config, MARK, len(layers) - 1)
-    return len(layers) - 1
+    exec(PLAIN_CODE, {"base": model})  # one definition: what the model card prints is what runs
+    return getattr(model.config, MARK)
