@@ -22,7 +22,6 @@ attention (scores are then not all equal): those keep [CLS].
 """
 from __future__ import annotations
 
-import copy
 
 import torch
 
