@@ -188,3 +188,16 @@ def test_the_int8_check_is_skipped_on_a_cpu_without_vnni(monkeypatch):
     monkeypatch.setattr(fast_check, "Predictor", no_predictor)
     out = fast_check.check_paths(None, None, ["a"] * 500, [0] * 500, [0] * 500, 32)
     assert out["int8-row-compile"]["default_ok"] is False and "VNNI" in out["int8-row-compile"]["why"]
+
+
+def test_a_time_budget_keeps_time_for_the_int8_check_only_where_it_runs(monkeypatch):
+    """The budget reserves the check's compile and pass (~45 s cold) at the end of a run; on a CPU
+    that skips the check, or with too few held-out texts, that time goes to training instead."""
+    from tunesmith.infer import verify
+    from tunesmith.tasks.classification import int8_check_seconds
+
+    monkeypatch.setattr(int8_lean, "vnni", lambda: False)
+    assert int8_check_seconds(1057) == 0.0
+    monkeypatch.setattr(int8_lean, "vnni", lambda: True)
+    assert int8_check_seconds(1057) >= 8.0
+    assert int8_check_seconds(verify.MIN_TEXTS - 1) == 0.0

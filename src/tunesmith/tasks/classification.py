@@ -129,9 +129,15 @@ def install_lean(model, cfg: FinetuneConfig) -> dict:
 
 def int8_check_seconds(n_texts: int) -> float:
     """What finetune's int8-row-compile check costs: compiling (~5 s with inductor's cache warm,
-    ~35 s cold, measured) plus a pass over the held-out split."""
+    ~35 s cold, measured) plus a pass over the held-out split; 0 where the check does not run
+    (no VNNI/AMX, or too few texts: infer/fast_check.py), so a budget does not keep 45 s for it."""
     import tempfile
 
+    from ..infer import verify
+    from ..infer.int8_lean import vnni
+
+    if not vnni() or n_texts < verify.MIN_TEXTS:
+        return 0.0
     cache = Path(tempfile.gettempdir()) / f"torchinductor_{__import__('getpass').getuser()}"
     warm = cache.is_dir() and any(cache.iterdir())
     return (8.0 if warm else 40.0) + n_texts / 200
