@@ -34,6 +34,15 @@ def test_plan_fits_steps_and_evaluations_in_the_budget():
     assert not p.capped_by_epochs and 0 < p.epochs < 3
 
 
+def test_fewer_budget_evaluations_leave_more_steps():
+    """train.budget_evals: each evaluation (validation pass + checkpoint) costs steps; the demo uses 2."""
+    kw = dict(budget_s=300, spent_s=20, step_s=0.5, eval_pass_s=8, save_s=1, after_s=20, steps_per_epoch=265,
+              max_epochs=3, eval_every=None)
+    five, two = budget.plan(**kw), budget.plan(**kw, max_evals=2)
+    assert five.evals == 5 and two.evals == 2 and two.max_evals == 2
+    assert two.steps - five.steps == pytest.approx(3 * five.eval_s / 0.5, abs=2)
+
+
 def test_plan_is_capped_by_epochs_and_refuses_a_budget_too_small():
     p = budget.plan(3600, 10, 0.1, 1, 0.1, 10, steps_per_epoch=100, max_epochs=2, eval_every=20)
     assert p.steps == 200 and p.capped_by_epochs and p.eval_every == 20 and p.evals == 10
@@ -125,6 +134,22 @@ def test_budget_callback_replans_from_measured_steps_and_keeps_the_schedule_endi
     state.global_step += 1
     cb.on_step_end(None, state, control, lr_scheduler=sched)
     assert control.should_training_stop and cb.stopped_at == state.global_step
+
+
+def test_a_replan_after_an_evaluation_off_the_new_cadence_still_counts_the_last_evaluation(monkeypatch):
+    """Measured in a demo: evaluated at 272, re-planned to 472 steps every 236 -> ceil(272/236) = 2 =
+    ceil(472/236) counted no evaluation left, and the guard stopped at 459 of 472."""
+    p = budget.plan(100, 0, 0.1, 5.0, 0.1, 5, steps_per_epoch=10_000, max_epochs=3, eval_every=None, max_evals=2)
+    cb = budget.BudgetCallback(p, 0.1)
+    cb.every, cb.step_times, cb.eval_times = 272, [0.1] * 20, [5.0]
+    state = _State(p.steps)
+    state.global_step = 272
+    monkeypatch.setattr(budget, "elapsed", lambda: 60.0)  # behind plan: the new cadence is under 272
+    cb._replan(state, None)
+    assert cb.every < 272
+    avail = 100 * (1 - budget.MARGIN) - 60.0 - p.after_s
+    # the run's end leaves room for the evaluation on its last step
+    assert (state.max_steps - 272) * 0.1 + 5.0 <= avail + 1e-6
 
 
 def test_padded_cells_counts_each_batch_at_its_longest():

@@ -255,6 +255,8 @@ class TrainConfig:
                                   "measures its step and evaluation speed first and plans its steps, warm-up "
                                   "and evaluations so that training, evaluation and saving end within it "
                                   "(train.epochs stays the upper bound)")
+    budget_evals: int = opt(5, "with train.time_budget: evaluations (each a validation pass and a checkpoint) "
+                            "spread over the run; fewer leave more of the budget to training")
     lean: bool = opt(True, "sequence classifiers of the BERT family: compute the last layer for [CLS] only "
                      "(same loss and gradients; other models always train with the plain forward)")
     report_to: list[str] | None = opt(None, "experiment tracking, comma-separated: none | tensorboard | mlflow "
@@ -275,6 +277,8 @@ class TrainConfig:
             parse_duration(self.time_budget)  # raises with the accepted forms
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("batch_size and grad_accum must be >= 1")
+        if self.budget_evals < 1:
+            raise ValueError("budget_evals must be >= 1 (the last evaluation picks and saves the kept model)")
         if self.metric not in ("accuracy", "f1"):
             raise ValueError("metric must be accuracy or f1")
         if not 0 <= self.warmup_ratio < 1:
