@@ -222,6 +222,47 @@ def test_layer_wise_lr_decay_groups(trained):
     assert all(("bias" in names[id(p)] or "LayerNorm" in names[id(p)]) for g in nodecay for p in g["params"])
 
 
+@pytest.mark.parametrize("method", ["full", "prompt"])
+def test_head_lr_gives_the_task_head_its_own_rate(trained, method):
+    """train.head_lr: the classifier (and the pooler where it trains) at their own peak lr, under
+    a peft wrapper too; the rest keeps the method's."""
+    from tunesmith.adapt.registry import apply_method
+    from tunesmith.config import MethodConfig
+    from tunesmith.models import load_for_task, resolve
+    from tunesmith.trainer import TunesmithTrainer
+    from transformers import TrainingArguments
+
+    model, _ = load_for_task(resolve(str(trained["model"])), "classification", ["a", "b"])
+    model = apply_method(model, MethodConfig(name=method, pooling="cls"), "classification")
+    t = TunesmithTrainer(model=model, args=TrainingArguments(output_dir="/tmp/x", learning_rate=0.3,
+                                                             report_to="none"))
+    t.head_lr = 0.01
+    opt = t.create_optimizer()
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_lr: dict[float, list[str]] = {}
+    for g in opt.param_groups:
+        by_lr.setdefault(g["lr"], []).extend(names[id(p)] for p in g["params"])
+    assert set(by_lr) == {0.01, 0.3}
+    assert by_lr[0.01] and all(".classifier." in f".{n}" or ".pooler." in n for n in by_lr[0.01])
+    assert not any(".classifier." in f".{n}" for n in by_lr[0.3])
+    assert sum(len(ps) for ps in by_lr.values()) == sum(p.requires_grad for p in model.parameters())
+
+
+def test_head_lr_without_a_trainable_head_is_refused(trained):
+    from tunesmith.errors import TunesmithError
+    from tunesmith.models import load_for_task, resolve
+    from tunesmith.trainer import TunesmithTrainer
+    from transformers import TrainingArguments
+
+    model, _ = load_for_task(resolve(str(trained["model"])), "classification", ["a", "b"])
+    for name, p in model.named_parameters():
+        p.requires_grad = "classifier" not in name and "pooler" not in name
+    t = TunesmithTrainer(model=model, args=TrainingArguments(output_dir="/tmp/x", report_to="none"))
+    t.head_lr = 0.01
+    with pytest.raises(TunesmithError, match="no trainable task head"):
+        t.create_optimizer()
+
+
 def test_peft_run_with_a_relative_model_path_loads_from_elsewhere(trained, tmp_path, monkeypatch):
     """A LoRA classification run stores its base model's absolute path (NER and generation did)."""
     import shutil

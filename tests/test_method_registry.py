@@ -35,7 +35,9 @@ def test_registry_is_the_one_list():
     assert set(PEFT_METHODS) == {n for n, r in REGISTRY.items() if r.artifact == "peft"}
     lines = table()
     for name, r in REGISTRY.items():
-        assert any(line.split()[0] == name and f"{r.lr:g}" in line for line in lines)
+        row = next(line.split() for line in lines if line.split()[0] == name)
+        assert row[1] == f"{r.lr:g}" and row[2] == (f"{r.head_lr:g}" if r.head_lr else "-")
+        assert row[3] == ("mean" if r.pooling == "mean" else "[CLS]")
 
 
 @pytest.mark.parametrize("name", ALL)

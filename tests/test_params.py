@@ -44,17 +44,24 @@ def test_textbook_bert_base_numbers():
     assert round(100 * big.adapter / big.adapted_weights, 2) == 4.17
 
 
+@pytest.mark.parametrize("pool", ["cls", "mean"])
 @pytest.mark.parametrize("method", list(REGISTRY))  # a registered method is tested by being registered
-def test_formula_matches_what_peft_builds(method):
+def test_formula_matches_what_peft_builds(method, pool):
     import torch
     from transformers import BertForSequenceClassification
 
+    from tunesmith.errors import TunesmithError
+
     cfg = BertConfig(**SMALL, num_labels=3)
     torch.manual_seed(0)
-    model = apply_method(BertForSequenceClassification(BertConfig(**SMALL, num_labels=3)),
-                         MethodConfig(name=method, lora_r=2, num_virtual_tokens=3, adapter_size=3), "classification")
+    opts = MethodConfig(name=method, lora_r=2, num_virtual_tokens=3, adapter_size=3, pooling=pool)
+    if method == "adapter" and pool == "mean":
+        with pytest.raises(TunesmithError, match="mean"):
+            apply_method(BertForSequenceClassification(BertConfig(**SMALL, num_labels=3)), opts, "classification")
+        return
+    model = apply_method(BertForSequenceClassification(BertConfig(**SMALL, num_labels=3)), opts, "classification")
     real = param_table(model)
-    c = count_method(cfg, method, num_labels=3, r=2, num_virtual_tokens=3, adapter_size=3)
+    c = count_method(cfg, method, num_labels=3, r=2, num_virtual_tokens=3, adapter_size=3, pooling=pool)
     assert real["trainable"] == c.trainable
     assert real["total"] == c.total
 

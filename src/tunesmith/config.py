@@ -235,6 +235,10 @@ class TrainConfig:
     eval_batch_size: int = opt(128, "examples per evaluation batch")
     learning_rate: float | None = opt(None, "peak learning rate; default per method and task, measured "
                                       "(`tunesmith methods` lists them; docs/strategy.md the sweep)")
+    head_lr: float | None = opt(None, "peak learning rate of the task head (the classifier, and BERT's pooler "
+                                "where it trains) apart from the rest; default: the method record's for "
+                                "classification (prompt methods: their virtual tokens want a far larger rate "
+                                "than a head), else train.learning_rate")
     weight_decay: float = opt(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
     warmup_ratio: float = opt(0.1, "share of steps for the linear warm-up")
     max_grad_norm: float = opt(1.0, "gradient clipping norm (0 turns it off)")
@@ -392,3 +396,9 @@ class FinetuneConfig:
         from .adapt.registry import default_lr  # the method's record holds its default lr
 
         return self.train.learning_rate or default_lr(self.method.name, self.model.task)
+
+    def head_learning_rate(self) -> float | None:
+        """train.head_lr, else the method record's head lr for classification; None: one lr for all."""
+        from .adapt.registry import default_head_lr
+
+        return self.train.head_lr or default_head_lr(self.method.name, self.model.task)

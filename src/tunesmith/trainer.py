@@ -20,8 +20,19 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from . import runs, tracking
 from .config import TrainConfig
+from .errors import TunesmithError
 
 _LAYER = re.compile(r"(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def head_prefixes(model) -> tuple[str, ...]:
+    """Module paths of the task head (and the backbone's pooler) in the plain model under any peft
+    wrapper; a parameter belongs to it when `.{prefix}.` is in `.{its name}` (peft's names keep the
+    path: base_model.model.classifier.modules_to_save.default.weight)."""
+    from .adapt.methods import head_module_names, pooler_name
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return tuple(head_module_names(base) + [p for p in [pooler_name(base)] if p])
 
 
 def layer_index(name: str, n_layers: int) -> int:
@@ -98,10 +109,12 @@ def longest_first(ds):
 
 
 class TunesmithTrainer(Trainer):
-    """Trainer with layer-wise learning-rate decay (lr x decay^(L+1-depth)) on top of the stock
-    grouping that skips weight decay for biases and LayerNorm weights."""
+    """Trainer with layer-wise learning-rate decay (lr x decay^(L+1-depth)) and a learning rate of
+    the task head's own (head_lr), on top of the stock grouping that skips weight decay for biases
+    and LayerNorm weights."""
 
     layer_lr_decay: float = 1.0
+    head_lr: float | None = None  # the task head's own peak lr (train.head_lr / the method record's)
     # Dataset columns the model's forward does not take but a compute_loss reads (distillation's
     # teacher logits): kept where Trainer would drop them. Set it; distill no longer reaches into
     # Trainer's column bookkeeping itself.
@@ -112,19 +125,24 @@ class TunesmithTrainer(Trainer):
         self._signature_columns += [c for c in self.extra_columns if c not in self._signature_columns]
 
     def create_optimizer(self, model=None):
-        if self.layer_lr_decay >= 1.0 or self.optimizer is not None:
+        if (self.layer_lr_decay >= 1.0 and self.head_lr is None) or self.optimizer is not None:
             return super().create_optimizer(model)
         model = self.model if model is None else model
         n_layers = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", 12)
         decay_names = set(self.get_decay_parameter_names(model))
-        groups: dict[tuple[int, bool], list] = {}
+        heads = head_prefixes(model) if self.head_lr is not None else ()
+        groups: dict[tuple[int, bool, bool], list] = {}
         for name, p in model.named_parameters():
             if p.requires_grad:
-                groups.setdefault((layer_index(name, n_layers), name in decay_names), []).append(p)
+                head = any(f".{h}." in f".{name}" for h in heads)
+                groups.setdefault((layer_index(name, n_layers), name in decay_names, head), []).append(p)
+        if self.head_lr is not None and not any(head for _, _, head in groups):
+            raise TunesmithError("train.head_lr: this model has no trainable task head (classifier) to give "
+                                 "its own learning rate; leave train.head_lr unset")
         lr = self.args.learning_rate
-        param_groups = [{"params": ps, "lr": lr * self.layer_lr_decay ** (n_layers + 1 - depth),
+        param_groups = [{"params": ps, "lr": self.head_lr if head else lr * self.layer_lr_decay ** (n_layers + 1 - depth),
                          "weight_decay": self.args.weight_decay if decay else 0.0}
-                        for (depth, decay), ps in sorted(groups.items())]
+                        for (depth, decay, head), ps in sorted(groups.items())]
         # fused: one kernel per step instead of a dozen passes over every weight (the stock
         # Trainer's default optimizer is the fused one too, from torch 2.8)
         self.optimizer = torch.optim.AdamW(param_groups, lr=lr, betas=(self.args.adam_beta1, self.args.adam_beta2),

@@ -76,18 +76,36 @@ def _heads_to_save(model, task: str) -> list[str] | None:
     return head_module_names(model) if task != "generation" else None
 
 
+def _pooler_if_mean(model) -> list[str] | None:
+    """Prompt methods on the mean of the token states train (and save) BERT's pooler with the
+    classifier, as `head` does: between the fixed mean and the classifier it is the head's hidden
+    layer (measured: docs/strategy.md); on [CLS], and where there is no pooler, nothing more."""
+    from .pooling import MARK
+
+    if getattr(model.config, MARK, None) is None:
+        return None
+    name = pooler_name(model)
+    return [name.split(".")[-1]] if name else None
+
+
+def _pooling_exclude(model) -> str | None:
+    """peft's exclude_modules for the appended mean-pooling layer (its weights *are* the pooling:
+    LoRA and IA3 leave it as it is); None on [CLS]."""
+    from .pooling import MARK
+
+    index = getattr(model.config, MARK, None)
+    return None if index is None else rf".*\.layer\.{index}\..*"
+
+
 def _lora_config(model, cfg: MethodConfig, task: str, dora: bool):
     from peft import LoraConfig
 
     targets = cfg.target_modules or default_targets(model)
     _check_targets(model, targets)
-    from .pooling import MARK
-
-    index = getattr(model.config, MARK, None)  # the appended mean-pooling layer stays as it is
     return LoraConfig(task_type=PEFT_TASK[task], r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=cfg.lora_dropout, target_modules=list(targets),
-                      exclude_modules=None if index is None else rf".*\.layer\.{index}\..*",
-                      modules_to_save=_heads_to_save(model, task), use_dora=dora)
+                      exclude_modules=_pooling_exclude(model), modules_to_save=_heads_to_save(model, task),
+                      use_dora=dora)
 
 
 def lora(model, cfg: MethodConfig, task: str):
@@ -118,7 +136,8 @@ def ia3(model, cfg: MethodConfig, task: str):
     if targets and ff is None:
         ff = []  # user targets without feed-forward modules: scale outputs only
     config = IA3Config(task_type=PEFT_TASK[task], target_modules=targets,
-                       feedforward_modules=ff, modules_to_save=_heads_to_save(model, task))
+                       feedforward_modules=ff, exclude_modules=_pooling_exclude(model),
+                       modules_to_save=_heads_to_save(model, task))
     return get_peft_model(model, config)
 
 
@@ -126,7 +145,8 @@ def prompt(model, cfg: MethodConfig, task: str):
     """Prompt tuning: num_virtual_tokens trainable input embeddings; backbone frozen, head trains."""
     from peft import PromptTuningConfig, get_peft_model
 
-    config = PromptTuningConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens)
+    config = PromptTuningConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens,
+                                modules_to_save=_pooler_if_mean(model))
     return get_peft_model(model, config)
 
 
@@ -134,7 +154,8 @@ def ptuning(model, cfg: MethodConfig, task: str):
     """P-tuning: virtual tokens produced by a small MLP prompt encoder (peft PromptEncoder)."""
     from peft import PromptEncoderConfig, get_peft_model
 
-    config = PromptEncoderConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens)
+    config = PromptEncoderConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens,
+                                 modules_to_save=_pooler_if_mean(model))
     return get_peft_model(model, config)
 
 
@@ -145,7 +166,7 @@ def prefix(model, cfg: MethodConfig, task: str):
 
     config = PrefixTuningConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens,
                                 prefix_projection=cfg.prefix_projection,
-                                encoder_hidden_size=cfg.prefix_hidden_size)
+                                encoder_hidden_size=cfg.prefix_hidden_size, modules_to_save=_pooler_if_mean(model))
     return get_peft_model(model, config)
 
 

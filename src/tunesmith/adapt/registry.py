@@ -53,6 +53,7 @@ class Method:
     tasks: tuple[str, ...] = FINETUNE_TASKS  # a subset of the fine-tunable task records (checked by register)
     ladder: int | None = None  # place on advise's ladder: best expected accuracy first, smallest footprint last
     pooling: str = "cls"  # what a BERT classifier reads under --method.pooling=auto (adapt/pooling.py; measured)
+    head_lr: float | None = None  # classification: the task head's own default lr (train.head_lr; measured)
 
     @property
     def peft(self) -> bool:
@@ -137,6 +138,11 @@ def default_lr(name: str, task: str | None = None) -> float:
     """The method's default peak learning rate (for `task` where the record sets one apart)."""
     method = get(name)
     return dict(method.task_lr).get(task, method.lr)
+
+
+def default_head_lr(name: str, task: str | None = None) -> float | None:
+    """The record's default lr for the task head (classification only; None: the method's lr)."""
+    return get(name).head_lr if task in (None, "classification") else None
 
 
 def prepare_config(cfg, model_config) -> None:

@@ -11,17 +11,22 @@ def register(sub) -> None:
 
 
 def table() -> list[str]:
-    """One line per registered method: name, default lr, what a run saves, mergeable, description."""
-    lines = [f"{'method':<9}{'lr':>7}  {'saves':<15}{'merge':<6}{'serve':<6}description"]
+    """One line per registered method: name, default lr, the head's own lr, what a classifier reads,
+    what a run saves, mergeable, servable, description."""
+    lines = [f"{'method':<9}{'lr':>7} {'head lr':>8}  {'reads':<6}{'saves':<15}{'merge':<6}{'serve':<6}description"]
     for r in REGISTRY.values():
         saves = {"whole": "whole model", "peft": "peft adapter", "adapter-layers": "adapter layers"}[r.artifact]
-        lines.append(f"{r.name:<9}{r.lr:>7g}  {saves:<15}{'yes' if r.mergeable else '-':<6}"
+        head = f"{r.head_lr:g}" if r.head_lr else "-"
+        reads = "mean" if r.pooling == "mean" else "[CLS]"
+        lines.append(f"{r.name:<9}{r.lr:>7g} {head:>8}  {reads:<6}{saves:<15}{'yes' if r.mergeable else '-':<6}"
                      f"{'yes' if r.servable else '-':<6}{r.description}")
     return lines
 
 
 def run(args) -> int:
     print("\n".join(table()))
-    print("\nlr: default learning rate; merge: folded into the base weights for inference; "
-          "serve: shares one base on the multi-adapter server (others load as their own model)")
+    print("\nlr: default learning rate; head lr: the classifier's own default (train.head_lr; '-': the same lr); "
+          "reads: what a BERT-family classifier reads (--method.pooling auto; mean: the mean of the token "
+          "states); merge: folded into the base weights for inference; serve: shares one base on the "
+          "multi-adapter server (others load as their own model)")
     return 0

@@ -111,6 +111,7 @@ def build_trainer(cfg: PretrainConfig, run: Path, model, tokenizer, train_ex, ev
                                eval_dataset=Dataset.from_list(eval_ex), data_collator=_drop_length(collate),
                                processing_class=tokenizer, callbacks=[RunLogCallback(run, "loss")])
     trainer.layer_lr_decay = cfg.train.layer_lr_decay
+    trainer.head_lr = cfg.train.head_lr
     return quiet_trainer(trainer)
 
 

@@ -185,9 +185,19 @@ def count_ia3(model, config, cfg) -> tuple[int, int, list[str], int]:
     return n, 0, lines, 0
 
 
+def _pooler_on_mean(model, cfg) -> tuple[int, list[str]]:
+    """Prompt methods reading the mean train BERT's pooler with the head (adapt/methods.py)."""
+    pooler = pooler_name(model)
+    if not pooler or not _pooling_layer(model, cfg):
+        return 0, []
+    extra = unique_params(model.get_submodule(pooler))
+    return extra, [f"+ the pooler between the mean and the head ({pooler}): {extra:,}"]
+
+
 def count_prompt(model, config, cfg, encoder: bool = False) -> tuple[int, int, list[str], int]:
     n, lines = prompt_count(config, cfg.num_virtual_tokens, encoder=encoder)
-    return n, 0, lines, 0
+    extra, more = _pooler_on_mean(model, cfg)
+    return n, extra, lines + more, 0
 
 
 def count_ptuning(model, config, cfg) -> tuple[int, int, list[str], int]:
@@ -195,8 +205,14 @@ def count_ptuning(model, config, cfg) -> tuple[int, int, list[str], int]:
 
 
 def count_prefix(model, config, cfg) -> tuple[int, int, list[str], int]:
+    if _pooling_layer(model, cfg):  # peft prefixes every layer, the appended pooling layer too
+        import copy
+
+        config = copy.copy(config)
+        config.num_hidden_layers += 1
     n, lines = prefix_count(config, cfg.num_virtual_tokens, cfg.prefix_projection, cfg.prefix_hidden_size)
-    return n, 0, lines, 0
+    extra, more = _pooler_on_mean(model, cfg)
+    return n, extra, lines + more, 0
 
 
 def count_adapter(model, config, cfg) -> tuple[int, int, list[str], int]:

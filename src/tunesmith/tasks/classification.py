@@ -165,6 +165,7 @@ def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
                                data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
                                compute_metrics=compute_metrics_fn(labels), callbacks=callbacks)
     trainer.layer_lr_decay = cfg.train.layer_lr_decay
+    trainer.head_lr = cfg.head_learning_rate()
     # Sequence classifiers take **kwargs but ignore num_items_in_batch, yet Trainer then scales
     # the loss by the number of processes (transformers 5.24): 2 processes trained with 2x the
     # gradient of one. Classification batches are equal-sized, so the plain DDP mean is right.

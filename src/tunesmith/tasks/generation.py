@@ -243,6 +243,7 @@ def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds):
                                data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE),
                                processing_class=tokenizer, callbacks=callbacks)
     trainer.layer_lr_decay = cfg.train.layer_lr_decay
+    trainer.head_lr = cfg.head_learning_rate()
     return quiet_trainer(trainer)
 
 

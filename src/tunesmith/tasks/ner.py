@@ -221,6 +221,7 @@ def build_trainer(cfg, run, model, tokenizer, train_ds, val_ds, labels):
                                processing_class=tokenizer, compute_metrics=compute_metrics_fn(labels),
                                callbacks=callbacks)
     trainer.layer_lr_decay = cfg.train.layer_lr_decay
+    trainer.head_lr = cfg.head_learning_rate()
     return quiet_trainer(trainer)
 
 
