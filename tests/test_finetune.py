@@ -82,12 +82,12 @@ def test_training_learns_the_toy_task(trained):
 from tunesmith.adapt.pooling import PLAIN_CODE  # noqa: E402  (what the model card prints)
 
 PLAIN_LOAD = r"""
-import json, sys, torch
+import json, os, sys, torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 run, method, base, texts = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 info = json.load(open(f"{run}/run.json"))
 labels = info["labels"]
-if method == "lora":
+if os.path.exists(f"{run}/model/adapter_config.json"):  # a peft run
     from peft import PeftModel
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(labels))
     if info.get("pooling") == "mean":  # the model card's plain-torch mean-pooling layer (pooling.PLAIN_CODE)
@@ -114,6 +114,25 @@ def test_plain_transformers_and_peft_reproduce_predictions(trained, method):
     labels = json.loads((run / "run.json").read_text())["labels"]
     for p, o in zip(plain, ours):
         assert labels[max(range(len(p)), key=p.__getitem__)] == o["label"]
+        assert p == pytest.approx([o["scores"][l] for l in labels], abs=1e-4)
+
+
+def test_prompt_tuning_on_the_mean_saves_its_pooler_and_plain_peft_reproduces_it(trained, tmp_path):
+    """On the mean, prompt methods train BERT's pooler with the head: it must travel with the
+    adapter (modules_to_save), or plain peft would reload the base's pooler and predict otherwise."""
+    from safetensors import safe_open
+
+    run = finetune(trained["model"], trained["data"], tmp_path / "prompt-mean", "prompt", "--method.pooling=mean",
+                   "--train.max_steps=6", "--train.head_lr=5e-2")
+    assert json.loads((run / "run.json").read_text())["pooling"] == "mean"
+    with safe_open(run / "model" / "adapter_model.safetensors", "pt") as f:
+        keys = list(f.keys())
+    assert any("pooler" in k for k in keys) and any("classifier" in k for k in keys), keys
+    res = subprocess.run([sys.executable, "-c", PLAIN_LOAD, str(run), "prompt", str(trained["model"]),
+                          json.dumps(TEXTS), PLAIN_CODE], capture_output=True, text=True, check=True)
+    ours = Predictor.load(str(run)).classify(TEXTS, all_scores=True)
+    labels = json.loads((run / "run.json").read_text())["labels"]
+    for p, o in zip(json.loads(res.stdout), ours):
         assert p == pytest.approx([o["scores"][l] for l in labels], abs=1e-4)
 
 
