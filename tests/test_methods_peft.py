@@ -36,8 +36,8 @@ def test_trainable_counts_by_hand(tiny_bert):
         "prompt": 5 * 32 + head,
     }
     for method, n in expect.items():
-        model = apply_method(tiny_classifier(tiny_bert), MethodConfig(name=method, lora_r=4,
-                                                                       num_virtual_tokens=5), "classification")
+        model = apply_method(tiny_classifier(tiny_bert), MethodConfig(name=method, lora_r=4, num_virtual_tokens=5,
+                                                                       pooling="cls"), "classification")
         t = param_table(model)
         assert t["trainable"] == n, method
         assert t["groups"]["head"]["trainable"] == head
@@ -60,7 +60,7 @@ def peft_runs(tmp_path_factory):
         out = root / f"run-{m}"
         argv = ["finetune", "--model", str(model), "--data", str(data), "--method", m, "--output", str(out),
                 "--epochs", "1", "--batch-size", "16", "--lr", "5e-3", "--method.num_virtual_tokens=4",
-                "--train.logging_steps=2"]
+                "--train.logging_steps=2", "--method.pooling=cls"]  # peft's own layout (the mean: test_finetune.py)
         assert main(argv) == 0
         runs[m] = out
     return runs

@@ -20,7 +20,7 @@ SMALL = dict(vocab_size=60, hidden_size=8, num_hidden_layers=2, num_attention_he
 
 
 def test_textbook_counts_for_bert_base():
-    prefix = count_method(BertConfig(), "prefix", num_virtual_tokens=20)
+    prefix = count_method(BertConfig(), "prefix", num_virtual_tokens=20, pooling="cls")  # the book reads [CLS]
     assert prefix.adapter == 20 * 12 * 2 * 768 == 368_640
     houlsby = count_method(BertConfig(), "adapter", adapter_size=64)
     assert houlsby.adapter == 24 * (768 * 64 + 64 + 64 * 768 + 768) == 2_379_264
@@ -31,7 +31,7 @@ def test_textbook_counts_for_bert_base():
 
 
 def test_params_command_prints_the_new_methods(capsys):
-    assert main(["params", "bert-base-uncased", "--method", "prefix,adapter"]) == 0
+    assert main(["params", "bert-base-uncased", "--method", "prefix,adapter", "--pooling", "cls"]) == 0
     out = capsys.readouterr().out
     assert "= 368,640" in out and "2,379,264 adapter weights = 2.17%" in out
 
@@ -64,7 +64,7 @@ def _hand_prefix_logits(model, prefix: torch.Tensor, ids: torch.Tensor, mask: to
 def test_prefix_forward_equals_a_hand_written_reference():
     torch.manual_seed(0)
     base = BertForSequenceClassification(BertConfig(**SMALL, num_labels=3)).eval()
-    model = apply_method(base, MethodConfig(name="prefix", num_virtual_tokens=4), "classification").eval()
+    model = apply_method(base, MethodConfig(name="prefix", num_virtual_tokens=4, pooling="cls"), "classification").eval()
     with torch.no_grad():
         model.prompt_encoder["default"].embedding.weight.normal_()
     ids = torch.randint(5, 60, (2, 7))
@@ -84,9 +84,10 @@ def test_prefix_projection_and_max_length_cap():
     from tunesmith.config import FinetuneConfig
 
     cfg = BertConfig(**SMALL, num_labels=2)
-    model = apply_method(BertForSequenceClassification(cfg),
-                         MethodConfig(name="prefix", num_virtual_tokens=3, prefix_projection=True), "classification")
-    c = count_method(cfg, "prefix", num_virtual_tokens=3, prefix_projection=True)
+    model = apply_method(BertForSequenceClassification(cfg),  # [CLS]: the formula of 2 layers below
+                         MethodConfig(name="prefix", num_virtual_tokens=3, prefix_projection=True, pooling="cls"),
+                         "classification")
+    c = count_method(cfg, "prefix", num_virtual_tokens=3, prefix_projection=True, pooling="cls")
     assert param_table(model)["trainable"] == c.trainable and c.adapter == 3 * 8 + (8 * 8 + 8) + (8 * 32 + 32)
     run_cfg = FinetuneConfig()
     run_cfg.method.name, run_cfg.method.num_virtual_tokens, run_cfg.model.max_length = "prefix", 3, 128

@@ -208,8 +208,9 @@ class MethodConfig:
                             "| pfeiffer (after feed-forward only)")
     pooling: str = opt("auto", "what a BERT classifier reads: mean (the mean of the token states, through an "
                        "appended fixed layer plain transformers loads; how sentence encoders such as minilm were "
-                       "trained) | cls ([CLS]) | auto (the method's measured choice: mean for head and lora, "
-                       "[CLS] for the others); other architectures read [CLS]")
+                       "trained) | cls ([CLS]) | auto (the method's measured choice, `tunesmith methods`: "
+                       "[CLS] for full, dora, ia3 and adapter, the mean for the others); other architectures read "
+                       "[CLS]")
     adapter_size: int = opt(64, "adapter: bottleneck size (64 on BERT-base: 2.17 percent of its weights)")
 
     def __post_init__(self) -> None:

