@@ -140,7 +140,8 @@ class TunesmithTrainer(Trainer):
             raise TunesmithError("train.head_lr: this model has no trainable task head (classifier) to give "
                                  "its own learning rate; leave train.head_lr unset")
         lr = self.args.learning_rate
-        param_groups = [{"params": ps, "lr": self.head_lr if head else lr * self.layer_lr_decay ** (n_layers + 1 - depth),
+        param_groups = [{"params": ps,
+                         "lr": self.head_lr if head else lr * self.layer_lr_decay ** (n_layers + 1 - depth),
                          "weight_decay": self.args.weight_decay if decay else 0.0}
                         for (depth, decay, head), ps in sorted(groups.items())]
         # fused: one kernel per step instead of a dozen passes over every weight (the stock
