@@ -10,22 +10,28 @@ from .predictor import Predictor
 from .verify import CHECKED
 
 
+def skip_reason(path: str, n_texts: int) -> str | None:
+    """Why `path` is not checked on `n_texts` held-out texts here; None: it is (finetune's time
+    budget reserves the check's time only then)."""
+    from .int8_lean import vnni
+
+    if path.startswith("int8-row") and not vnni():
+        # Without VNNI/AMX oneDNN's int8 GEMM is a slow fallback (an AVX2-only EPYC spent over
+        # ten minutes here on 1,057 reviews) and `--fast auto` never picks the path anyway.
+        return "this CPU has no VNNI/AMX int8 instructions (auto never picks int8-row here)"
+    if n_texts < verify.MIN_TEXTS:  # could not clear it: not worth the compile
+        return f"only {n_texts} held-out texts (needs {verify.MIN_TEXTS})"
+    return None
+
+
 def check_paths(model, tokenizer, texts: list[str], gold: list[int], ref: list[int], max_length: int,
                 paths: tuple[str, ...] = CHECKED) -> dict:
     """{path: judge(...)} for each inexact path, run on `texts` (fp32 gave `ref`)."""
-    from .int8_lean import vnni
-
     out = {}
     for path in paths:
-        if path.startswith("int8-row") and not vnni():
-            # Without VNNI/AMX oneDNN's int8 GEMM is a slow fallback (an AVX2-only EPYC spent over
-            # ten minutes here on 1,057 reviews) and `--fast auto` never picks the path anyway.
-            out[path] = {"texts": len(texts), "default_ok": False,
-                         "why": "this CPU has no VNNI/AMX int8 instructions (auto never picks int8-row here)"}
-            continue
-        if len(texts) < verify.MIN_TEXTS:  # could not clear it: not worth the compile
-            out[path] = {"texts": len(texts), "default_ok": False,
-                         "why": f"only {len(texts)} held-out texts (needs {verify.MIN_TEXTS})"}
+        why = skip_reason(path, len(texts))
+        if why is not None:
+            out[path] = {"texts": len(texts), "default_ok": False, "why": why}
             continue
         try:
             p = Predictor(clone_model(model), tokenizer, "classification", max_length, fast=path)

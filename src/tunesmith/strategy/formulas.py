@@ -164,11 +164,16 @@ def count_full(model, config, cfg) -> tuple[int, int, list[str], int]:
 def count_head(model, config, cfg) -> tuple[int, int, list[str], int]:
     """(0, pooler, lines, 0): the head and the pooler train."""
     lines = [f"task head only: {head_params(model):,}"]
-    pooler = pooler_name(model)
-    extra = unique_params(model.get_submodule(pooler)) if pooler else 0
+    pooler, extra = _pooler(model)
     if pooler:
         lines.append(f"+ the pooler feeding it ({pooler}): {extra:,}")
     return 0, extra, lines, 0
+
+
+def _pooler(model) -> tuple[str | None, int]:
+    """The backbone's pooler and its weights ((None, 0): none)."""
+    pooler = pooler_name(model)
+    return pooler, unique_params(model.get_submodule(pooler)) if pooler else 0
 
 
 def count_lora(model, config, cfg, dora: bool = False) -> tuple[int, int, list[str], int]:
@@ -187,10 +192,9 @@ def count_ia3(model, config, cfg) -> tuple[int, int, list[str], int]:
 
 def _pooler_on_mean(model, cfg) -> tuple[int, list[str]]:
     """Prompt methods reading the mean train BERT's pooler with the head (adapt/methods.py)."""
-    pooler = pooler_name(model)
+    pooler, extra = _pooler(model)
     if not pooler or not _pooling_layer(model, cfg):
         return 0, []
-    extra = unique_params(model.get_submodule(pooler))
     return extra, [f"+ the pooler between the mean and the head ({pooler}): {extra:,}"]
 
 

@@ -133,10 +133,10 @@ def int8_check_seconds(n_texts: int) -> float:
     (no VNNI/AMX, or too few texts: infer/fast_check.py), so a budget does not keep 45 s for it."""
     import tempfile
 
-    from ..infer import verify
-    from ..infer.int8_lean import vnni
+    from ..infer.fast_check import skip_reason
+    from ..infer.verify import CHECKED
 
-    if not vnni() or n_texts < verify.MIN_TEXTS:
+    if all(skip_reason(path, n_texts) is not None for path in CHECKED):
         return 0.0
     cache = Path(tempfile.gettempdir()) / f"torchinductor_{__import__('getpass').getuser()}"
     warm = cache.is_dir() and any(cache.iterdir())
