@@ -94,3 +94,40 @@ def test_distill_without_a_teacher_run_says_what_to_give(teacher, tmp_path, caps
     assert main(["distill", "--teacher", str(tmp_path), "--student", str(teacher["model"]),
                  "--data", str(teacher["data"]), "--output", str(tmp_path / "y")]) != 0
     assert "not a tunesmith run" in capsys.readouterr().err
+
+
+def test_unlabelled_texts_that_are_held_out_or_repeated_are_dropped_and_counted():
+    from tunesmith.distill import drop_held_out
+
+    extra = [{"text": t, "label": None} for t in ("A test  sentence", "fresh text", "fresh TEXT", "seen one")]
+    kept, leaked, repeated = drop_held_out(extra, [{"text": "seen one", "label": "pos"}], ["a test sentence"])
+    assert [r["text"] for r in kept] == ["fresh text"]
+    assert (leaked, repeated) == (1, 2)
+
+
+def test_unlabelled_sources_are_comma_separated_files_and_built_ins(tmp_path, monkeypatch):
+    from tunesmith.data import builtin
+    from tunesmith.distill import unlabelled_rows
+
+    (tmp_path / "a.txt").write_text("one\n\ntwo\n", encoding="utf-8")
+    write_csv(tmp_path / "b.csv", [{"text": "three", "label": "x"}])
+    monkeypatch.setitem(builtin.LABELLED, "fake-set", lambda: ([{"text": "four", "label": "positive"}], {}))
+    rows = unlabelled_rows(f"{tmp_path / 'a.txt'}, {tmp_path / 'b.csv'},fake-set", None, None)
+    assert rows == [{"text": t, "label": None} for t in ("one", "two", "three", "four")]
+    assert len(unlabelled_rows(f"{tmp_path / 'a.txt'},fake-set", None, 3)) == 3
+    with pytest.raises(TunesmithError, match="neither a file nor a built-in"):
+        unlabelled_rows("no-such-set", None, None)
+
+
+def test_distill_drops_unlabelled_texts_of_the_test_split(teacher, tmp_path, capsys):
+    """Soft targets on a test sentence would teach the student what it is judged on."""
+    from tunesmith.data.labelled import load_labelled
+    from tunesmith.config import DataConfig
+
+    data = load_labelled(DataConfig(dataset=str(teacher["data"])))
+    test_texts = [r["text"] for r in data.splits["test"]]
+    unlabelled = tmp_path / "more.txt"
+    unlabelled.write_text("\n".join([test_texts[0].upper(), "a brand new sentence"]) + "\n", encoding="utf-8")
+    assert distill(teacher, tmp_path / "s3", "--unlabelled", str(unlabelled)) == 0
+    assert "1 unlabelled texts" in (out := capsys.readouterr().out)
+    assert "dropped 1 that are validation or test texts" in out

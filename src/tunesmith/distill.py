@@ -131,35 +131,74 @@ def teacher_logits(teacher: str, texts: list[str], max_length: int, say=print) -
     return logits
 
 
-def unlabelled_rows(path: str, column: str | None, limit: int | None) -> list[dict]:
-    """Texts without labels for the soft term: a .txt (one per line) or any table the readers take."""
-    p = Path(path)
-    if not p.is_file():
-        raise TunesmithError(f"distill.unlabelled: {path} is not a file")
-    if p.suffix.lower() == ".txt":
-        texts = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    else:
-        from .data.readers import read_records
-
-        rows = read_records(p)
-        if not rows:
-            raise TunesmithError(f"distill.unlabelled: {path} holds no rows")
-        col = column or ("text" if "text" in rows[0] else None)
-        if col is None or col not in rows[0]:
-            raise TunesmithError(f"distill.unlabelled: {path} has no column '{column or 'text'}'; columns: "
-                                 f"{', '.join(rows[0])}; name it with --distill.unlabelled_column")
-        texts = [str(r[col]).strip() for r in rows if r.get(col) not in (None, "")]
+def unlabelled_rows(source: str, column: str | None, limit: int | None) -> list[dict]:
+    """Texts without labels for the soft term, from one or more comma-separated sources: a .txt file
+    (one text per line), any table the readers take (its text column), or a built-in labelled data set
+    (`tunesmith datasets`), whose labels are dropped."""
+    texts: list[str] = []
+    for part in [s.strip() for s in source.split(",") if s.strip()]:
+        texts += _unlabelled_texts(part, column)
     return [{"text": t, "label": None} for t in texts[:limit]]
 
 
-def training_rows(rows: list[dict], cfg, labels: list[str], say=print) -> list[dict]:
+def _unlabelled_texts(path: str, column: str | None) -> list[str]:
+    from .data.builtin import LABELLED, load_builtin
+
+    p = Path(path)
+    if not p.is_file() and path in LABELLED:
+        return [r["text"] for r in load_builtin(path)[0]]
+    if not p.is_file():
+        raise TunesmithError(f"distill.unlabelled: {path} is neither a file nor a built-in data set "
+                             f"({', '.join(LABELLED)})")
+    if p.suffix.lower() == ".txt":
+        return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from .data.readers import read_records
+
+    rows = read_records(p)
+    if not rows:
+        raise TunesmithError(f"distill.unlabelled: {path} holds no rows")
+    col = column or ("text" if "text" in rows[0] else None)
+    if col is None or col not in rows[0]:
+        raise TunesmithError(f"distill.unlabelled: {path} has no column '{column or 'text'}'; columns: "
+                             f"{', '.join(rows[0])}; name it with --distill.unlabelled_column")
+    return [str(r[col]).strip() for r in rows if r.get(col) not in (None, "")]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def drop_held_out(extra: list[dict], seen: list[dict], held_out: list[str]) -> tuple[list[dict], int, int]:
+    """The unlabelled rows less those whose text is a validation or test text (their soft targets would
+    carry what the student is judged on) or repeats a training or earlier unlabelled text; the two
+    counts dropped. Texts compare lower-cased with runs of whitespace as one space."""
+    banned = {_norm(t) for t in held_out}
+    known = {_norm(r["text"]) for r in seen}
+    kept, leaked, repeated = [], 0, 0
+    for r in extra:
+        key = _norm(r["text"])
+        if key in banned:
+            leaked += 1
+        elif key in known:
+            repeated += 1
+        else:
+            known.add(key)
+            kept.append(r)
+    return kept, leaked, repeated
+
+
+def training_rows(rows: list[dict], cfg, labels: list[str], say=print,
+                  held_out: list[str] = ()) -> list[dict]:
     """The student's training rows: the labelled (and augmented) ones plus the unlabelled texts the
-    user named, each with the teacher's logits (column-aligned to `labels`) under `teacher_logits`."""
+    user named, each with the teacher's logits (column-aligned to `labels`) under `teacher_logits`.
+    Unlabelled texts that are `held_out` texts (validation, test) or repeats are dropped, and counted."""
     d = cfg.distill
     order = align(teacher_labels(d.teacher), labels, d.teacher)
     if d.unlabelled:
         extra = unlabelled_rows(d.unlabelled, d.unlabelled_column, d.max_unlabelled)
-        say(f"distillation: {len(extra):,} unlabelled texts from {d.unlabelled} (soft targets only)")
+        extra, leaked, repeated = drop_held_out(extra, rows, list(held_out))
+        say(f"distillation: {len(extra):,} unlabelled texts from {d.unlabelled} (soft targets only); "
+            f"dropped {leaked:,} that are validation or test texts and {repeated:,} repeats")
         rows = rows + extra
     logits = teacher_logits(d.teacher, [r["text"] for r in rows], cfg.model.max_length, say)[:, order]
     agree = [int(np.argmax(l)) == labels.index(r["label"]) for l, r in zip(logits, rows) if r["label"] is not None]

@@ -145,9 +145,43 @@ def prompt(model, cfg: MethodConfig, task: str):
     """Prompt tuning: num_virtual_tokens trainable input embeddings; backbone frozen, head trains."""
     from peft import PromptTuningConfig, get_peft_model
 
+    init = "SAMPLE_VOCAB" if cfg.prompt_init == "vocab" else "RANDOM"
+    ids = _prompt_init_ids(model, cfg) if cfg.prompt_init in ("labels", "text") else None
     config = PromptTuningConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens,
-                                modules_to_save=_pooler_if_mean(model))
-    return get_peft_model(model, config)
+                                prompt_tuning_init=init, modules_to_save=_pooler_if_mean(model))
+    model = get_peft_model(model, config)
+    if ids is not None:  # peft's TEXT init would tokenise with [CLS] ... [SEP]: the words alone here
+        import torch
+
+        rows = model.get_input_embeddings().weight[torch.tensor(ids)].detach().float()
+        model.prompt_encoder["default"].embedding.weight.data.copy_(rows)
+    return model
+
+
+def _prompt_init_ids(model, cfg: MethodConfig) -> list[int]:
+    """Token ids whose word embeddings start the virtual tokens (method.prompt_init labels / text),
+    repeated to fill num_virtual_tokens. Lester et al. (2021): virtual tokens that start as real words,
+    best the class labels, learn faster than random vectors."""
+    if cfg.prompt_init == "labels":
+        names = [str(v) for _, v in sorted((getattr(model.config, "id2label", None) or {}).items())]
+        text = " ".join(n.replace("_", " ").replace("-", " ") for n in names)
+    else:
+        text = (cfg.prompt_init_text or "").strip()
+        if not text:
+            raise TunesmithError('method.prompt_init=text needs --method.prompt_init_text "..."')
+    from pathlib import Path
+
+    path = getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", "")
+    if not path or not Path(path).is_dir():
+        raise TunesmithError(f"method.prompt_init={cfg.prompt_init} reads the model's tokenizer, and the model was "
+                             f"not loaded from a local directory ({path or 'no path'}); use "
+                             "--method.prompt_init=vocab or random")
+    from transformers import AutoTokenizer
+
+    ids = AutoTokenizer.from_pretrained(path)(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise TunesmithError(f"method.prompt_init={cfg.prompt_init}: '{text}' has no tokens")
+    return [ids[i % len(ids)] for i in range(cfg.num_virtual_tokens)]
 
 
 def ptuning(model, cfg: MethodConfig, task: str):

@@ -15,7 +15,8 @@ EPILOG = """how it works:
   The teacher's logits for every training text are computed once (its fast inference path) and cached
   in the teacher's run directory. The student minimises
       alpha * T^2 * KL(teacher/T || student/T) + (1 - alpha) * cross-entropy(gold)
-  and texts without labels (--unlabelled, or augmented copies with --augment) add soft targets.
+  and texts without labels (--unlabelled, or augmented copies with --augment) add soft targets;
+  unlabelled texts that are validation or test texts of --data are dropped (and counted).
   The result is an ordinary classification run: report, model card naming the teacher, fast
   inference, servable. Use the same --data, split and seed as the teacher so the test split is the
   one the teacher never trained on (distill refuses a teacher trained on another split).
@@ -25,6 +26,8 @@ examples:
   tunesmith distill --teacher runs/teacher --student minilm --data movie-reviews
   tunesmith distill --teacher runs/teacher --student minilm --data movie-reviews --temperature 4 --alpha 0.9
   tunesmith distill --teacher runs/teacher --data movie-reviews --unlabelled more_reviews.txt
+  # soft targets on 3 augmented copies and on 3 built-in sets (their labels dropped):
+  tunesmith distill --teacher runs/teacher --data movie-reviews --augment eda --augment.copies 3 --unlabelled amazon-reviews,nyt-editorials,tweets
 """
 
 

@@ -8,9 +8,10 @@ from ..assets import DATASETS
 from ..errors import TunesmithError
 
 
-def movie_reviews() -> tuple[list[dict], dict]:
-    """MR sentences: rating > 0 positive, < 0 negative; zeros dropped and counted."""
-    path = DATASETS["movie-reviews"].require()
+def _hutto(name: str) -> tuple[list[dict], dict]:
+    """One of Hutto & Gilbert's (ICWSM 2014) rated sentence sets (`id TAB rating TAB text`, ratings
+    averaged over people on -4..+4): rating > 0 positive, < 0 negative; zeros dropped and counted."""
+    path = DATASETS[name].require()
     text = path.read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
     rows, zeros = [], 0
     reader = csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -27,6 +28,11 @@ def movie_reviews() -> tuple[list[dict], dict]:
                   "rule": "rating > 0 -> positive, rating < 0 -> negative, 0 dropped"}
 
 
+def movie_reviews() -> tuple[list[dict], dict]:
+    """MR sentences: rating > 0 positive, < 0 negative; zeros dropped and counted."""
+    return _hutto("movie-reviews")
+
+
 def sms_spam() -> tuple[list[dict], dict]:
     path = DATASETS["sms-spam"].require()
     text = path.read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
@@ -36,7 +42,10 @@ def sms_spam() -> tuple[list[dict], dict]:
     return rows, {"source": str(path)}
 
 
-LABELLED = {"movie-reviews": movie_reviews, "sms-spam": sms_spam}
+# The other three sets of the same study: more rated sentiment sentences (other domains), e.g. the
+# unlabelled texts of distillation (`tunesmith distill --unlabelled amazon-reviews,...`).
+LABELLED = {"movie-reviews": movie_reviews, "sms-spam": sms_spam,
+            **{n: (lambda n=n: _hutto(n)) for n in ("amazon-reviews", "nyt-editorials", "tweets")}}
 
 
 def load_builtin(name: str) -> tuple[list[dict], dict]:

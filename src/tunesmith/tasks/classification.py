@@ -98,7 +98,8 @@ def finetune_classification(cfg: FinetuneConfig, run: Path) -> dict:
 
     train_rows = augmented_train_rows(data, cfg.augment, cfg.train.seed)  # training split only
     if cfg.distill.teacher:
-        train_rows = distill.training_rows(train_rows, cfg, data.labels, say)
+        held_out = [r["text"] for split in ("validation", "test") for r in data.splits.get(split) or []]
+        train_rows = distill.training_rows(train_rows, cfg, data.labels, say, held_out)
     train_ds = to_dataset(train_rows, tokenizer, data.label2id, cfg.model.max_length)
     val_ds = to_dataset(data.splits["validation"], tokenizer, data.label2id, cfg.model.max_length) \
         if data.splits.get("validation") else None

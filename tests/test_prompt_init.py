@@ -1,0 +1,44 @@
+"""Prompt tuning's virtual tokens can start as real word embeddings (method.prompt_init)."""
+import pytest
+import torch
+
+from tunesmith.adapt.registry import apply_method
+from tunesmith.config import MethodConfig
+from tunesmith.errors import TunesmithError
+
+
+def _prompt_rows(tiny_bert, **cfg):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(tiny_bert, num_labels=2, id2label={0: "negative", 1: "positive"},
+                                        label2id={"negative": 0, "positive": 1})
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, config=config)
+    words = model.bert.embeddings.word_embeddings.weight.detach().clone()
+    peft_model = apply_method(model, MethodConfig(name="prompt", num_virtual_tokens=5, pooling="cls", **cfg),
+                              "classification")
+    rows = peft_model.prompt_encoder["default"].embedding.weight.detach()
+    return rows, words
+
+
+def test_vocab_and_label_init_start_from_word_embeddings(tiny_bert, tok):
+    rows, words = _prompt_rows(tiny_bert, prompt_init="vocab")
+    assert all(any(torch.equal(r, w) for w in words) for r in rows)
+    rows, words = _prompt_rows(tiny_bert, prompt_init="labels")
+    ids = tok("negative positive", add_special_tokens=False)["input_ids"]
+    want = [words[ids[i % len(ids)]] for i in range(5)]
+    assert all(torch.equal(r, w) for r, w in zip(rows, want))
+    rows, words = _prompt_rows(tiny_bert)  # random: N(0, 1) rows, none a word's
+    assert not any(torch.equal(rows[0], w) for w in words)
+
+
+def test_text_init_needs_its_text(tiny_bert):
+    with pytest.raises(TunesmithError, match="prompt_init_text"):
+        _prompt_rows(tiny_bert, prompt_init="text")
+    rows, words = _prompt_rows(tiny_bert, prompt_init="text", prompt_init_text="good film")
+    assert torch.equal(rows[0], rows[2])  # two tokens, repeated to fill the five
+
+
+def test_prompt_init_is_checked():
+    with pytest.raises(ValueError, match="prompt_init"):
+        MethodConfig(prompt_init="zeros")
