@@ -28,7 +28,7 @@ def test_vocab_and_label_init_start_from_word_embeddings(tiny_bert, tok):
     ids = tok("negative positive", add_special_tokens=False)["input_ids"]
     want = [words[ids[i % len(ids)]] for i in range(5)]
     assert all(torch.equal(r, w) for r, w in zip(rows, want))
-    rows, words = _prompt_rows(tiny_bert)  # random: N(0, 1) rows, none a word's
+    rows, words = _prompt_rows(tiny_bert, prompt_init="random")  # N(0, 1) rows, none a word's
     assert not any(torch.equal(rows[0], w) for w in words)
 
 
@@ -42,3 +42,25 @@ def test_text_init_needs_its_text(tiny_bert):
 def test_prompt_init_is_checked():
     with pytest.raises(ValueError, match="prompt_init"):
         MethodConfig(prompt_init="zeros")
+
+
+def test_auto_is_labels_on_a_classifier_and_random_elsewhere(tiny_bert):
+    from tunesmith.adapt.methods import prompt_init_of
+
+    assert prompt_init_of(MethodConfig(name="prompt"), "classification") == "labels"
+    assert prompt_init_of(MethodConfig(name="prompt"), "generation") == "random"
+    assert prompt_init_of(MethodConfig(name="prompt", prompt_init="vocab"), "classification") == "vocab"
+    auto, _ = _prompt_rows(tiny_bert)
+    labels, _ = _prompt_rows(tiny_bert, prompt_init="labels")
+    assert torch.equal(auto, labels)
+
+
+def test_auto_without_a_tokenizer_starts_random_and_says_so(tiny_bert, tmp_path, capsys):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    model = BertForSequenceClassification(BertConfig.from_pretrained(tiny_bert, num_labels=2))
+    apply_method(model, MethodConfig(name="prompt", num_virtual_tokens=3, pooling="cls"), "classification")
+    assert "start random" in capsys.readouterr().out
+    model = BertForSequenceClassification(BertConfig.from_pretrained(tiny_bert, num_labels=2))
+    with pytest.raises(TunesmithError, match="tokenizer"):
+        apply_method(model, MethodConfig(name="prompt", prompt_init="labels", pooling="cls"), "classification")

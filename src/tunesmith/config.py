@@ -199,8 +199,9 @@ class MethodConfig:
                                            "architecture (BERT: query,value; Llama: q_proj,v_proj)")
     num_virtual_tokens: int = opt(20, "prompt / p-tuning: number of trainable virtual tokens put "
                                   "before the input")
-    prompt_init: str = opt("random", "prompt: how the virtual tokens start: random | vocab (random vocabulary "
-                           "words) | labels (the label names' word embeddings) | text (prompt_init_text's)")
+    prompt_init: str = opt("auto", "prompt: how the virtual tokens start: random | vocab (random vocabulary "
+                           "words) | labels (the label names' word embeddings, repeated) | text (prompt_init_text's) "
+                           "| auto (labels for classification, measured best; random otherwise)")
     prompt_init_text: str | None = opt(None, "prompt: the text whose tokens start the virtual tokens "
                                        "(prompt_init=text), e.g. \"classify the sentiment of this review\"")
     ia3_feedforward_modules: list[str] | None = opt(None, "IA3: which target modules are feed-forward "
@@ -224,8 +225,8 @@ class MethodConfig:
             raise ValueError("lora_dropout must be in [0, 1)")
         if self.num_virtual_tokens < 1:
             raise ValueError("num_virtual_tokens must be >= 1")
-        if self.prompt_init not in ("random", "vocab", "labels", "text"):
-            raise ValueError("prompt_init must be random, vocab, labels or text")
+        if self.prompt_init not in ("auto", "random", "vocab", "labels", "text"):
+            raise ValueError("prompt_init must be auto, random, vocab, labels or text")
         if self.pooling not in ("auto", "mean", "cls"):
             raise ValueError("pooling must be auto, mean or cls")
         if self.adapter_type not in ("houlsby", "pfeiffer"):

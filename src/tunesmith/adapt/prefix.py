@@ -1,7 +1,8 @@
 """Prefix tuning on BERT-family encoders with peft's own PrefixTuning, through one small shim.
 
 peft 0.21.2 refuses BERT with "Model does not support past key values which are required for
-prefix tuning" only because it looks for a forward parameter named `past_key_values`; transformers
+prefix tuning" only because it looks for a forward parameter named `past_key_values` (peft 0.22 looks
+for `cache` on transformers >= 5.24, so the shim's forward names both); transformers
 5.24 names it `cache` (the old name is a deprecated alias, to be removed in 5.40), and BERT's
 attention still prepends cached keys/values and widens the attention mask for exactly this case.
 `expose_past_key_values` gives the backbone a forward that takes `past_key_values` and hands it on
@@ -19,10 +20,13 @@ import types
 from ..errors import TunesmithError
 
 
-def _forward_with_past(self, *args, past_key_values=None, **kwargs):
-    """The backbone's forward, accepting peft's `past_key_values` and passing it on as `cache`."""
-    if past_key_values is not None:
-        kwargs["cache"] = past_key_values
+def _forward_with_past(self, *args, past_key_values=None, cache=None, **kwargs):
+    """The backbone's forward, accepting peft's `past_key_values` and passing it on as `cache`.
+
+    Its signature names both: peft 0.21 looks for `past_key_values`, peft 0.22 (on transformers >=
+    5.24) for `cache`, and a shim that hid `cache` behind **kwargs failed 0.22's check."""
+    if past_key_values is not None or cache is not None:
+        kwargs["cache"] = past_key_values if past_key_values is not None else cache
     return type(self).forward(self, *args, **kwargs)
 
 
@@ -62,8 +66,8 @@ def max_length_limit(config, num_virtual_tokens: int) -> int:
 
 # The model card's three lines (the same shim, in plain code).
 PLAIN_SHIM = '''import types
-def _forward(self, *args, past_key_values=None, **kw):  # peft looks for past_key_values;
-    if past_key_values is not None:                      # transformers 5 calls it `cache`
-        kw["cache"] = past_key_values
+def _forward(self, *args, past_key_values=None, cache=None, **kw):  # peft 0.21 looks for
+    if past_key_values is not None or cache is not None:             # past_key_values, 0.22 for cache
+        kw["cache"] = past_key_values if past_key_values is not None else cache
     return type(self).forward(self, *args, **kw)
 base.base_model.forward = types.MethodType(_forward, base.base_model)'''
