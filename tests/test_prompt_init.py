@@ -64,3 +64,28 @@ def test_auto_without_a_tokenizer_starts_random_and_says_so(tiny_bert, tmp_path,
     model = BertForSequenceClassification(BertConfig.from_pretrained(tiny_bert, num_labels=2))
     with pytest.raises(TunesmithError, match="tokenizer"):
         apply_method(model, MethodConfig(name="prompt", prompt_init="labels", pooling="cls"), "classification")
+
+
+def test_ptuning_starts_its_encoder_at_the_words(tiny_bert, tok):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    def outputs(**cfg):
+        config = AutoConfig.from_pretrained(tiny_bert, num_labels=2, id2label={0: "negative", 1: "positive"},
+                                            label2id={"negative": 0, "positive": 1})
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, config=config)
+        words = model.bert.embeddings.word_embeddings.weight.detach().clone()
+        peft_model = apply_method(model, MethodConfig(name="ptuning", num_virtual_tokens=4, pooling="cls", **cfg),
+                                  "classification")
+        with torch.no_grad():
+            return peft_model.prompt_encoder["default"](torch.arange(4)), words
+
+    out, words = outputs()  # auto: the label names, through the fitted MLP
+    ids = tok("negative positive", add_special_tokens=False)["input_ids"]
+    want = torch.stack([words[ids[i % len(ids)]] for i in range(4)])
+    assert torch.allclose(out, want, atol=1e-3 * float(want.abs().max()))
+    out, words = outputs(prompt_init="vocab")
+    nearest = torch.cdist(out, words).min(dim=1).values / words.norm(dim=1).mean()
+    assert (nearest < 1e-2).all()  # each virtual token is some word of the vocabulary
+    out, words = outputs(prompt_init="random")
+    assert not torch.allclose(out, want, atol=1e-1)

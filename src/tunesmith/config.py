@@ -199,10 +199,11 @@ class MethodConfig:
                                            "architecture (BERT: query,value; Llama: q_proj,v_proj)")
     num_virtual_tokens: int = opt(20, "prompt / p-tuning: number of trainable virtual tokens put "
                                   "before the input")
-    prompt_init: str = opt("auto", "prompt: how the virtual tokens start: random | vocab (random vocabulary "
-                           "words) | labels (the label names' word embeddings, repeated) | text (prompt_init_text's) "
-                           "| auto (labels for classification, measured best; random otherwise)")
-    prompt_init_text: str | None = opt(None, "prompt: the text whose tokens start the virtual tokens "
+    prompt_init: str = opt("auto", "prompt / p-tuning: how the virtual tokens start: random | vocab (random "
+                           "vocabulary words) | labels (the label names' word embeddings, repeated) | text "
+                           "(prompt_init_text's) | auto (labels for classification, measured best; random otherwise); "
+                           "p-tuning fits its MLP to give those words back before training")
+    prompt_init_text: str | None = opt(None, "prompt / p-tuning: the text whose tokens start the virtual tokens "
                                        "(prompt_init=text), e.g. \"classify the sentiment of this review\"")
     ia3_feedforward_modules: list[str] | None = opt(None, "IA3: which target modules are feed-forward "
                                                     "(scaled on their input); default by architecture")

@@ -145,24 +145,32 @@ def prompt(model, cfg: MethodConfig, task: str):
     """Prompt tuning: num_virtual_tokens trainable input embeddings; backbone frozen, head trains."""
     from peft import PromptTuningConfig, get_peft_model
 
-    how = prompt_init_of(cfg, task)
-    try:
-        ids = _prompt_init_ids(model, cfg, how) if how in ("labels", "text") else None
-    except TunesmithError as e:
-        if cfg.prompt_init != "auto":
-            raise
-        print(f"prompt tuning: virtual tokens start random, not as the label names ({e})")
-        how, ids = "random", None
+    how, ids = _start_words(model, cfg, task)
     init = "SAMPLE_VOCAB" if how == "vocab" else "RANDOM"
     config = PromptTuningConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens,
                                 prompt_tuning_init=init, modules_to_save=_pooler_if_mean(model))
     model = get_peft_model(model, config)
     if ids is not None:  # peft's TEXT init would tokenise with [CLS] ... [SEP]: the words alone here
-        import torch
-
-        rows = model.get_input_embeddings().weight[torch.tensor(ids)].detach().float()
-        model.prompt_encoder["default"].embedding.weight.data.copy_(rows)
+        model.prompt_encoder["default"].embedding.weight.data.copy_(_word_rows(model, ids))
     return model
+
+
+def _start_words(model, cfg: MethodConfig, task: str) -> tuple[str, list[int] | None]:
+    """(how the virtual tokens start, the token ids whose word embeddings start them or None)."""
+    how = prompt_init_of(cfg, task)
+    try:
+        return how, (_prompt_init_ids(model, cfg, how) if how in ("labels", "text") else None)
+    except TunesmithError as e:
+        if cfg.prompt_init != "auto":
+            raise
+        print(f"{cfg.name}: virtual tokens start random, not as the label names ({e})")
+        return "random", None
+
+
+def _word_rows(model, ids: list[int]):
+    import torch
+
+    return model.get_input_embeddings().weight[torch.tensor(ids)].detach().float()
 
 
 def prompt_init_of(cfg: MethodConfig, task: str) -> str:
@@ -202,12 +210,48 @@ def _prompt_init_ids(model, cfg: MethodConfig, how: str) -> list[int]:
 
 
 def ptuning(model, cfg: MethodConfig, task: str):
-    """P-tuning: virtual tokens produced by a small MLP prompt encoder (peft PromptEncoder)."""
+    """P-tuning: virtual tokens produced by a small MLP prompt encoder (peft PromptEncoder). With a
+    word start (method.prompt_init labels / text / vocab) the encoder's inputs are those words and
+    its MLP is fitted, before training, to give them back (_fit_to_words)."""
+    import torch
     from peft import PromptEncoderConfig, get_peft_model
 
+    how, ids = _start_words(model, cfg, task)
+    if how == "vocab":
+        vocab = model.get_input_embeddings().weight.shape[0]
+        ids = torch.randint(0, vocab, (cfg.num_virtual_tokens,)).tolist()
     config = PromptEncoderConfig(task_type=PEFT_TASK[task], num_virtual_tokens=cfg.num_virtual_tokens,
                                  modules_to_save=_pooler_if_mean(model))
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    if ids is not None:
+        _fit_to_words(model.prompt_encoder["default"], _word_rows(model, ids))
+    return model
+
+
+def _fit_to_words(encoder, words, max_steps: int = 3000, tol: float = 1e-4) -> float:
+    """Start p-tuning from real words: the encoder's embedding rows become `words` and its MLP is
+    fitted (full-batch Adam on num_virtual_tokens rows until the relative error is under `tol`:
+    about 100-800 steps, under a second on minilm) so that its outputs, the virtual tokens the model
+    reads, are those words too. The MLP keeps peft's shape and its random start apart from that fit,
+    so the artifact loads as any p-tuning adapter. Returns the relative error left."""
+    import torch
+
+    encoder.embedding.weight.data.copy_(words)
+    encoder.embedding.weight.requires_grad_(False)
+    opt = torch.optim.Adam([p for n, p in encoder.named_parameters() if not n.startswith("embedding")], lr=1e-3)
+    idx = torch.arange(words.shape[0])
+    for _ in range(max_steps):
+        opt.zero_grad()
+        out = encoder(idx)
+        err = float((out.detach() - words).norm() / words.norm())
+        if err < tol:
+            break
+        torch.nn.functional.mse_loss(out, words).backward()
+        opt.step()
+    encoder.embedding.weight.requires_grad_(True)
+    encoder.zero_grad(set_to_none=True)
+    print(f"p-tuning: the prompt encoder starts at the words (relative error {err:.1e})")
+    return err
 
 
 def prefix(model, cfg: MethodConfig, task: str):

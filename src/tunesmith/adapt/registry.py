@@ -341,11 +341,12 @@ def _records() -> None:
                     _formula("ia3"), mergeable=True, ladder=2, task_lr=(("generation", 3e-3),)))
     # The prompt methods read the mean too, and their head (with BERT's pooler, as for `head`) trains
     # at its own 1e-2 (docs/strategy.md, 2026-12-06); on the mean prompt tuning's best lr by validation
-    # fell from 3e-1 to 3e-2 (3e-1 left one seed of three near one class) and p-tuning's to 1e-2.
+    # fell from 3e-1 to 3e-2 (3e-1 left one seed of three near one class) and p-tuning's to 1e-2; with
+    # its encoder fitted to start at the label names (2026-12-08) p-tuning's best fell to 1e-3.
     register(Method("prompt", m.prompt, 3e-2, "trainable virtual-token embeddings before the input (peft); "
                     "head (and the pooler, on the mean) trains at its own lr", _formula("prompt"), tasks=PROMPT_TASKS,
                     pooling="mean", head_lr=1e-2))
-    register(Method("ptuning", m.ptuning, 1e-2, "virtual tokens from a small MLP prompt encoder (peft P-tuning); "
+    register(Method("ptuning", m.ptuning, 1e-3, "virtual tokens from a small MLP prompt encoder (peft P-tuning); "
                     "head (and the pooler, on the mean) trains at its own lr", _formula("ptuning"), tasks=PROMPT_TASKS,
                     task_lr=(("generation", 3e-3),), pooling="mean", head_lr=1e-2))
     register(Method("prefix", m.prefix, 3e-2, "trainable keys/values prepended in every layer (peft prefix "
