@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import yaml
 
 from . import tracking
+from .data.builtin import LABELLED as _BUILTIN_DATA
 from .errors import TunesmithError
 
 T = TypeVar("T")
@@ -151,7 +152,7 @@ def dump_yaml(cfg: Any, path: Path) -> None:
 
 @dataclasses.dataclass
 class DataConfig:
-    dataset: str = opt("movie-reviews", "built-in data set (movie-reviews, sms-spam) or a file "
+    dataset: str = opt("movie-reviews", f"built-in data set ({', '.join(_BUILTIN_DATA)}; `tunesmith datasets`) or a file "
                        "(.csv .tsv .json .jsonl .parquet) that is split into train/validation/test")
     train: str | None = opt(None, "training file; with it, separate files per split instead of `dataset`")
     validation: str | None = opt(None, "validation file (else carved from train with val_size)")
