@@ -307,7 +307,8 @@ class DistillConfig:
     teacher: str | None = opt(None, "distil from this finished classification run (its soft targets plus the "
                               "gold labels train the model); `tunesmith distill` sets it")
     temperature: float = opt(2.0, "softmax temperature of the soft targets (higher: softer)")
-    alpha: float = opt(0.5, "weight of the soft-target loss; 1 - alpha goes to the gold labels")
+    alpha: float = opt(0.5, "weight of the soft-target loss; 1 - alpha goes to the gold labels (0.5 measured "
+                       "against 0.9: docs/quality.md)")
     unlabelled: str | None = opt(None, "extra texts without labels the student learns from the teacher's soft "
                                  "targets alone, comma-separated: .txt files (one per line), tables with a text "
                                  "column, built-in data sets (labels dropped, e.g. amazon-reviews,nyt-editorials,"
