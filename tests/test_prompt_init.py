@@ -7,7 +7,8 @@ from tunesmith.config import MethodConfig
 from tunesmith.errors import TunesmithError
 
 
-def _prompt_rows(tiny_bert, **cfg):
+def _apply(tiny_bert, method: str, num_virtual_tokens: int, **cfg):
+    """(the peft model of `method` on a tiny labelled BERT, the base's word embeddings)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(tiny_bert, num_labels=2, id2label={0: "negative", 1: "positive"},
@@ -15,10 +16,13 @@ def _prompt_rows(tiny_bert, **cfg):
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, config=config)
     words = model.bert.embeddings.word_embeddings.weight.detach().clone()
-    peft_model = apply_method(model, MethodConfig(name="prompt", num_virtual_tokens=5, pooling="cls", **cfg),
-                              "classification")
-    rows = peft_model.prompt_encoder["default"].embedding.weight.detach()
-    return rows, words
+    cfg = MethodConfig(name=method, num_virtual_tokens=num_virtual_tokens, pooling="cls", **cfg)
+    return apply_method(model, cfg, "classification"), words
+
+
+def _prompt_rows(tiny_bert, **cfg):
+    peft_model, words = _apply(tiny_bert, "prompt", 5, **cfg)
+    return peft_model.prompt_encoder["default"].embedding.weight.detach(), words
 
 
 def test_vocab_and_label_init_start_from_word_embeddings(tiny_bert, tok):
@@ -67,16 +71,8 @@ def test_auto_without_a_tokenizer_starts_random_and_says_so(tiny_bert, tmp_path,
 
 
 def test_ptuning_starts_its_encoder_at_the_words(tiny_bert, tok):
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
     def outputs(**cfg):
-        config = AutoConfig.from_pretrained(tiny_bert, num_labels=2, id2label={0: "negative", 1: "positive"},
-                                            label2id={"negative": 0, "positive": 1})
-        torch.manual_seed(0)
-        model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, config=config)
-        words = model.bert.embeddings.word_embeddings.weight.detach().clone()
-        peft_model = apply_method(model, MethodConfig(name="ptuning", num_virtual_tokens=4, pooling="cls", **cfg),
-                                  "classification")
+        peft_model, words = _apply(tiny_bert, "ptuning", 4, **cfg)
         with torch.no_grad():
             return peft_model.prompt_encoder["default"](torch.arange(4)), words
 

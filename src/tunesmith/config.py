@@ -152,8 +152,8 @@ def dump_yaml(cfg: Any, path: Path) -> None:
 
 @dataclasses.dataclass
 class DataConfig:
-    dataset: str = opt("movie-reviews", f"built-in data set ({', '.join(_BUILTIN_DATA)}; `tunesmith datasets`) or a file "
-                       "(.csv .tsv .json .jsonl .parquet) that is split into train/validation/test")
+    dataset: str = opt("movie-reviews", f"built-in data set ({', '.join(_BUILTIN_DATA)}; `tunesmith datasets`) "
+                       "or a file (.csv .tsv .json .jsonl .parquet) that is split into train/validation/test")
     train: str | None = opt(None, "training file; with it, separate files per split instead of `dataset`")
     validation: str | None = opt(None, "validation file (else carved from train with val_size)")
     test: str | None = opt(None, "test file (optional)")

@@ -230,26 +230,23 @@ def ptuning(model, cfg: MethodConfig, task: str):
 
 def _fit_to_words(encoder, words, max_steps: int = 3000, tol: float = 1e-4) -> float:
     """Start p-tuning from real words: the encoder's embedding rows become `words` and its MLP is
-    fitted (full-batch Adam on num_virtual_tokens rows until the relative error is under `tol`:
-    about 100-800 steps, under a second on minilm) so that its outputs, the virtual tokens the model
-    reads, are those words too. The MLP keeps peft's shape and its random start apart from that fit,
-    so the artifact loads as any p-tuning adapter. Returns the relative error left."""
+    fitted (full-batch Adam until the relative error is under `tol`: about 160 steps, 0.4-0.5 s on minilm's
+    label names) so that its outputs, the virtual tokens the model reads, are those words too. The
+    MLP keeps peft's shape, so the artifact loads as any p-tuning adapter. Returns the error left."""
     import torch
 
     encoder.embedding.weight.data.copy_(words)
-    encoder.embedding.weight.requires_grad_(False)
-    opt = torch.optim.Adam([p for n, p in encoder.named_parameters() if not n.startswith("embedding")], lr=1e-3)
-    idx = torch.arange(words.shape[0])
+    mlp = encoder.mlp_head  # encoder(arange(n)) is mlp(embedding rows) = mlp(words)
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-3)
     for _ in range(max_steps):
-        opt.zero_grad()
-        out = encoder(idx)
+        out = mlp(words)
         err = float((out.detach() - words).norm() / words.norm())
         if err < tol:
             break
+        opt.zero_grad()
         torch.nn.functional.mse_loss(out, words).backward()
         opt.step()
-    encoder.embedding.weight.requires_grad_(True)
-    encoder.zero_grad(set_to_none=True)
+    mlp.zero_grad(set_to_none=True)
     print(f"p-tuning: the prompt encoder starts at the words (relative error {err:.1e})")
     return err
 
